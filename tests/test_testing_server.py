@@ -127,3 +127,24 @@ def test_replicate_run_with_version(fake: FakeServer, rclient: replicate.Client)
 
 def test_env_isolation_is_real() -> None:
     assert "OPENAI_API_KEY" not in os.environ
+
+
+def test_structured_output_follows_the_schema(fake: FakeServer) -> None:
+    schema = {
+        "type": "object",
+        "properties": {
+            "ranking": {"type": "array", "items": {"enum": ["A", "B", "C"]}, "uniqueItems": True},
+            "total": {"type": "number"},
+            "items": {"type": "array", "items": {"$ref": "#/$defs/Item"}, "minItems": 2},
+        },
+        "$defs": {"Item": {"type": "object", "properties": {"name": {"type": "string"}}}},
+    }
+    fmt = {"type": "json_schema", "json_schema": {"name": "x", "schema": schema}}
+    with openai.OpenAI(base_url=fake.openai_base_url, api_key="k", max_retries=0) as client:
+        answers = [json.loads(client.chat.completions.create(
+            model=m, messages=[{"role": "user", "content": "rank"}], response_format=fmt,  # type: ignore[arg-type]
+        ).choices[0].message.content or "") for m in ("model-one", "model-two", "model-one")]
+    assert sorted(answers[0]["ranking"]) == ["A", "B", "C"]
+    assert isinstance(answers[0]["total"], float) and len(answers[0]["items"]) == 2
+    assert answers[0] == answers[2], "deterministic per model"
+    assert answers[0] != answers[1], "different models answer differently"

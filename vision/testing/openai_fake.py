@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from .http import Request, Response, StreamResponse, paced, sse
+from .schema_fake import instance
 from .server import ReceivedImage, Script, describe_image
 
 if TYPE_CHECKING:
@@ -60,6 +61,16 @@ def default_answer(model: str, texts: list[str], images: list[ReceivedImage]) ->
     else:
         looked = "I received no image."
     return f"[{model}] {looked} You asked: {question!r}"
+
+
+def structured_or_default(body: dict[str, Any], model: str, texts: list[str], images: list[ReceivedImage]) -> str:
+    """A JSON instance of the requested schema (structured outputs), else the default answer."""
+    fmt = body.get("response_format") or {}
+    if fmt.get("type") == "json_schema":
+        return json.dumps(instance((fmt.get("json_schema") or {}).get("schema") or {}, model=model))
+    if fmt.get("type") == "json_object":
+        return json.dumps({"answer": default_answer(model, texts, images)})
+    return default_answer(model, texts, images)
 
 
 def parse_messages(body: dict[str, Any]) -> tuple[list[str], list[ReceivedImage], str | None]:
@@ -139,7 +150,7 @@ def register(server: FakeServer) -> None:
         if reply.fault == "novision" and images:
             return error(400, "Invalid content type. image_url is only supported by certain models.",
                          param="messages", headers={"x-request-id": request_id})
-        text = reply.text if reply.text is not None else default_answer(model, texts, images)
+        text = reply.text if reply.text is not None else structured_or_default(body, model, texts, images)
         if reply.fault == "empty":
             text = ""
         prompt_tokens = sum(len(t) // 4 + 4 for t in texts) + sum(image_tokens(i) for i in images)
