@@ -197,13 +197,28 @@ def receipt() -> Image.Image:
     return img.crop((0, 0, w, y + 80))
 
 
+def scenes_clip(path: Path, scenes: list[Image.Image]) -> list[str]:
+    """A camera on a table: held still on each scene for 1.5 s, panning 0.6 s (motion blur) between them.
+
+    960x540 at 12 frames/s (mp4v), about 0.6 MB; `vision watch --video` asks once per scene.
+    """
+    from vision.testing.clips import hold, pan, write_clip
+
+    timeline = [hold(0, 1.5), pan(0, 1, 0.6), hold(1, 1.5), pan(1, 2, 0.6), hold(2, 1.5)]
+    return write_clip(path, [np.asarray(s.convert("RGB")) for s in scenes], timeline, size=(960, 540), fps=12,
+                      noise=1.0)
+
+
 def main() -> None:
     cover = book_cover()
     cover.save(HERE / "book_cover.png", optimize=True)
     book_photo(cover).save(HERE / "book_photo.jpg", quality=88)
-    nutrition_label().save(HERE / "nutrition_label.png", optimize=True)
-    receipt().save(HERE / "receipt.png", optimize=True)
-    print("wrote", ", ".join(sorted(p.name for p in HERE.iterdir() if p.suffix in {".png", ".jpg"})))
+    label = nutrition_label()
+    label.save(HERE / "nutrition_label.png", optimize=True)
+    slip = receipt()
+    slip.save(HERE / "receipt.png", optimize=True)
+    scenes_clip(HERE / "scenes.mp4", [cover, label, slip])
+    print("wrote", ", ".join(sorted(p.name for p in HERE.iterdir() if p.suffix in {".png", ".jpg", ".mp4"})))
 
 
 if __name__ == "__main__":

@@ -71,12 +71,13 @@ def shell_env(fake: FakeServer, tmp_path: Path) -> dict[str, str]:
     return env
 
 
-@pytest.mark.parametrize("section", ["Command line", "Testing against the fake servers"])
+@pytest.mark.parametrize("section", ["Command line", "Testing against the fake servers", "Receipts and labels"])
 def test_command_line_examples_run(section: str, shell_env: dict[str, str], tmp_path: Path) -> None:
     lines = _command_lines(section)
     assert len(lines) >= 2
+    (tmp_path / "assets").symlink_to(ASSETS)
     for line in lines:
-        cwd = tmp_path if section == "Command line" else ROOT
+        cwd = ROOT if section == "Testing against the fake servers" else tmp_path
         result = subprocess.run(["bash", "-c", line], cwd=cwd, env=shell_env, capture_output=True, text=True,
                                 input="/quit\n", timeout=60, check=False)
         assert result.returncode == 0, f"{line}\n{result.stderr}"

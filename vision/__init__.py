@@ -21,6 +21,16 @@ _EXPORTS: dict[str, str] = {
     "ImageLimits": "vision.frame",
     "ask": "vision.chat",
     "Conversation": "vision.chat",
+    "Camera": "vision.camera",
+    "open_camera": "vision.camera",
+    "LiveSession": "vision.live",
+    "watch": "vision.live",
+    "Council": "vision.council",
+    "CouncilResult": "vision.council",
+    "ask_council": "vision.council",
+    "imagine": "vision.bridge.pipeline",
+    "plan_imagine": "vision.bridge.pipeline",
+    "Generation": "vision.bridge.pipeline",
     "get_model": "vision.providers.registry",
     "describe_providers": "vision.providers.registry",
     "Options": "vision.providers.base",
@@ -53,7 +63,8 @@ _ERRORS = {
     "ImageTooLargeError", "ImageDownloadError", "CameraError", "OcrError", "DocumentError", "ProviderError",
     "ProviderTimeoutError", "ProviderConnectionError", "AuthenticationError", "RateLimitError",
     "ProviderStatusError", "ModelNotFoundError", "RefusalError", "BadResponseError", "ModelRunError",
-    "GenerationError",
+    "GenerationError", "GenerationTimeoutError", "GenerationInterrupted", "OutputDownloadError", "ServiceGoneError",
+    "PromptTooLongError", "CouncilError",
 }
 _EXPORTS.update(dict.fromkeys(_ERRORS, "vision.errors"))
 
@@ -76,12 +87,16 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # pragma: no cover
     from . import errors, quality
+    from .bridge.pipeline import Generation, imagine, plan_imagine
+    from .camera import Camera, open_camera
     from .chat import Conversation, ask
     from .config import Config, get_config, load_config, reload_config
+    from .council import Council, CouncilResult, ask_council
     from .encode import EncodedImage, RequestPlan, TokenRule, encode_image
     from .errors import *
     from .frame import Frame, ImageLimits
     from .history import History
+    from .live import LiveSession, watch
     from .ocr.engines import get_engine, read_text
     from .ocr.result import OcrLine, OcrResult, OcrWord
     from .providers.base import Answer, ImagePart, Message, Options, StreamingAnswer, Usage, VisionModel

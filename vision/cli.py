@@ -431,6 +431,714 @@ def history_clear(yes: Annotated[bool, typer.Option("--yes", help="Do not ask fo
     sys.stdout.write(f"deleted {n} entries\n")
 
 
+# -- council ----------------------------------------------------------------------------------------
+
+
+@app.command()
+@cli_errors
+def council(
+    args: Annotated[list[str], typer.Argument(
+        help="IMAGE... QUESTION: images (paths, URLs, - for stdin), then the question.")],
+    members: Annotated[str, typer.Option(
+        "--members", "-M", help="Comma-separated provider/model names or aliases, at least two.")],
+    chair: Annotated[str | None, typer.Option(
+        "--chair", help="The model that writes the synthesis (default: the first member).")] = None,
+    mode: Annotated[str, typer.Option(
+        "--mode", help="answers (stage 1), ranking (stages 1-2) or full (1-3, the default).")] = "full",
+    as_json: Annotated[bool, typer.Option("--json", help="Print every stage as one JSON object.")] = False,
+    timeout: Annotated[float | None, typer.Option(
+        "--timeout", help="Seconds each model has per request (default: the timeout setting).")] = None,
+    ocr: Annotated[bool, typer.Option(
+        "--ocr", help="Read the text on this machine and give it to the members as quoted data; "
+        "flag numbers that disagree with it.")] = False,
+    include_own: Annotated[bool, typer.Option(
+        "--include-own", help="Reviewers also rank their own (anonymous) answer.")] = False,
+    seed: Annotated[int | None, typer.Option("--seed", help="Fix the labels and the order answers are shown in.")]
+    = None,
+    concurrency: Annotated[int | None, typer.Option(
+        "--concurrency", min=1, help="Requests in flight at once (default: one per member, at most 8).")] = None,
+    follow_up: Annotated[list[str] | None, typer.Option(
+        "--follow-up", help="A follow-up question to the whole council about the same images. Repeatable.")] = None,
+    system: SystemOpt = None,
+    option: OptionOpt = None,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="Print what the round would cost at most; send nothing.")] = False,
+    no_history: Annotated[bool, typer.Option("--no-history", help="Do not log this council.")] = False,
+) -> None:
+    """Ask several models the same question, let them rank each other's answers anonymously, and have a
+    chair write one synthesis."""
+    import shutil
+
+    from .council import Council
+    from .providers.base import Options
+
+    images, question = _split_images_and_question(args)
+    if question is None:
+        raise ValueError("give the question after the image(s), e.g. vision council photo.jpg \"What is this?\" "
+                         "--members a,b")
+    board = Council(_load_inputs(images), members, chair=chair, mode=mode, include_own=include_own,
+                    timeout=timeout, concurrency=concurrency, seed=seed, system=system,
+                    options=Options.parse(option or []), ocr=ocr, history=False if no_history else None)
+    if dry_run:
+        estimate = board.plan(question)
+        if as_json:
+            _print_json({"dry_run": True, "estimate": estimate.to_dict()})
+        else:
+            for call in estimate.calls:
+                sys.stdout.write(f"{call.stage:<10} {call.member:<36} ~{call.input_tokens} input tokens, "
+                                 f"at most {_usd(call.max_cost_usd)}\n")
+            sys.stdout.write(f"total: at most {_usd(estimate.max_cost_usd)}\n")
+        return
+    width = shutil.get_terminal_size().columns
+    ascii_only = not (sys.stdout.encoding or "").lower().replace("-", "").startswith("utf")
+    results = []
+    for q in [question, *(follow_up or [])]:
+        if not as_json:
+            est = board.plan(q)
+            cost = (f"at most ${est.max_cost_usd:.5f}" if est.max_cost_usd is not None else
+                    f"cost unknown: no price for {', '.join(est.unpriced())} in the model table")
+            _err(f"asking {len(board.members)} members ({cost})...")
+        result = board.ask(q)
+        results.append(result)
+        if not as_json:
+            sys.stdout.write(result.to_text(width, ascii_only=ascii_only))
+    if as_json:
+        _print_json(results[0].to_dict() if len(results) == 1 else
+                    {"council_id": board.id, "rounds": [r.to_dict() for r in results]})
+
+
+def _usd(value: float | None) -> str:
+    return "an unknown cost (no price in the model table)" if value is None else f"${value:.5f}"
+
+
+# -- imagine and jobs (the caption-to-image bridge) ---------------------------------------------------
+
+jobs_app = typer.Typer(help="List, resume and cancel image and video generation jobs.", no_args_is_help=False)
+app.add_typer(jobs_app, name="jobs")
+
+
+class _JobProgress:
+    """Job progress on stderr: a rich progress bar on a terminal, one line per change otherwise."""
+
+    def __init__(self) -> None:
+        self.tty = sys.stderr.isatty()
+        self.bar: Any = None
+        self.tasks: dict[str, Any] = {}
+        self.last: dict[str, tuple[str, int]] = {}
+
+    def __call__(self, job: Any) -> None:
+        pct = None if job.progress is None else int(job.progress * 100)
+        if self.tty:
+            from rich.console import Console
+            from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+
+            if self.bar is None:
+                self.bar = Progress(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
+                                    TimeElapsedColumn(), console=Console(stderr=True), transient=False)
+                self.bar.start()
+            if job.id not in self.tasks:
+                _err(f"job {job.id}: {job.kind} with {job.generator}")
+                self.tasks[job.id] = self.bar.add_task(f"{job.kind} {job.id[:8]}", total=100)
+            self.bar.update(self.tasks[job.id], completed=pct or 0,
+                            description=f"{job.kind} {job.id[:8]} {job.status:<11}")
+            return
+        key = (job.status, (pct or 0) // 25)
+        if self.last.get(job.id) != key:
+            self.last[job.id] = key
+            _err(f"job {job.id} {job.generator}: {job.status}{'' if pct is None else f' {pct}%'}")
+
+    def stop(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+            self.bar = None
+            self.tasks.clear()
+
+    def confirm_cancel(self, job: Any) -> bool:
+        """Ctrl-C: ask whether to cancel at the provider too (only on a terminal; else keep it running)."""
+        self.stop()
+        if not sys.stdin.isatty():
+            return False
+        return typer.confirm(f"\nCancel job {job.id} at the provider too? (no: it keeps running and "
+                             f"`vision jobs resume {job.id}` collects it)", default=False, err=True)
+
+
+def _print_imagine_plan(plan: Any) -> None:
+    src = plan.source
+    lines = [f"source ({src.kind}): {src.caption or ''}".rstrip()]
+    lines += [f"  - {h}" for h in src.headlines]
+    if src.description:
+        lines.append(f"  described by {src.describer}: {src.description}")
+    for label, written in (("image prompt", plan.image_prompt), ("video prompt", plan.video_prompt)):
+        if written is not None:
+            lines += ["", f"{label} ({written.writer}, {written.prompt_version}, {written.prompt_style}, "
+                      f"{len(written.prompt)}/{written.max_chars} chars):", f"  {written.prompt}"]
+            if written.negative_prompt:
+                lines.append(f"  negative: {written.negative_prompt}")
+    for i, job in enumerate(plan.jobs, 1):
+        cost = "price unknown" if job.estimate_usd is None else f"~${job.estimate_usd:.4f}"
+        lines += ["", f"job {i}: {job.generator.kind} with {job.generator.name} ({job.generator.api}), {cost}",
+                  "  request: " + json.dumps(_elide_request(job.inputs), ensure_ascii=False)]
+        lines += [f"  note: {n}" for n in job.notes]
+    total = plan.estimated_cost_usd
+    lines += ["", "estimated cost: " + ("unknown (a model has no price in generators.toml)" if total is None
+                                        else f"${total:.4f}")]
+    if plan.writer_cost_usd:
+        lines.append(f"prompt writer (already spent): ${plan.writer_cost_usd:.5f}")
+    if plan.budget_usd is not None:
+        lines.append(f"budget: ${plan.budget_usd:.4f}")
+    sys.stdout.write("\n".join(lines) + "\n")
+
+
+@app.command()
+@cli_errors
+def imagine(
+    caption: Annotated[str | None, typer.Argument(
+        help="What to picture (with --headlines: their theme, e.g. \"today's headlines\").")] = None,
+    headlines: Annotated[Path | None, typer.Option(
+        "--headlines", help="A file of headlines: one per line, an RSS/Atom feed, or JSON.")] = None,
+    from_image: Annotated[str | None, typer.Option(
+        "--from-image", help="Start from a photo: a vision model describes it first.")] = None,
+    style: Annotated[str | None, typer.Option(
+        "--style", help="A style preset (photo, cyberpunk, watercolour, comic, poster, isometric) or words.")] = None,
+    image_model: Annotated[str | None, typer.Option(
+        "--image-model", help="provider/model of the image generator (default: the image_model setting).")] = None,
+    n: Annotated[int, typer.Option("--n", "-n", min=1, max=16, help="How many images.")] = 1,
+    seed: Annotated[int | None, typer.Option("--seed", help="Seed for the writer and the generators.")] = None,
+    raw: Annotated[bool, typer.Option("--raw", help="Send the caption as is (no prompt writer).")] = False,
+    video: Annotated[bool, typer.Option("--video", help="Also make a video, starting from the first image.")] = False,
+    video_model: Annotated[str | None, typer.Option(
+        "--video-model", help="provider/model of the video generator (default: the video_model setting).")] = None,
+    seconds: Annotated[int | None, typer.Option("--seconds", min=1, help="Video length (the model's choices).")]
+    = None,
+    video_from: Annotated[Path | None, typer.Option(
+        "--video-from", help="Make only a video, starting from this image.")] = None,
+    aspect_ratio: Annotated[str | None, typer.Option("--aspect-ratio", help="W:H, e.g. 16:9.")] = None,
+    size: Annotated[str | None, typer.Option("--size", help="WIDTHxHEIGHT, for models that take a size.")] = None,
+    output_format: Annotated[str | None, typer.Option("--format", help="Image format: png, webp, jpg...")] = None,
+    writer_model: Annotated[str | None, typer.Option(
+        "--writer-model", help="\"template\" (no key) or an LLM such as openai/gpt-4.1-mini.")] = None,
+    out: Annotated[Path | None, typer.Option(
+        "--out", help="Output directory (default: the output_dir setting, ./outputs).")] = None,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="Print the written prompt, the requests and the cost estimate; submit nothing.")] = False,
+    timeout: Annotated[float | None, typer.Option(
+        "--timeout", help="Seconds to wait for each job before leaving it to `vision jobs resume`.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Turn a caption, headlines or a photo into a prompt, then an image (and a video)."""
+    from .bridge.pipeline import imagine as run_imagine
+    from .bridge.pipeline import plan_imagine
+
+    kwargs: dict[str, Any] = {
+        "headlines": headlines, "from_image": from_image, "style": style, "image_model": image_model, "n": n,
+        "seed": seed, "raw": raw, "video": video, "video_model": video_model, "seconds": seconds,
+        "video_from": video_from, "aspect_ratio": aspect_ratio, "size": size, "output_format": output_format,
+        "writer_model": writer_model}
+    if dry_run:
+        plan = plan_imagine(caption, **kwargs)
+        if as_json:
+            _print_json({"dry_run": True, **_elide_request(plan.to_dict())})
+        else:
+            _print_imagine_plan(plan)
+        return
+    progress = _JobProgress()
+
+    def announce(plan: Any) -> None:
+        if not as_json:
+            total = plan.estimated_cost_usd
+            prompt = (plan.image_prompt or plan.video_prompt).prompt
+            _err(f"prompt: {prompt}")
+            _err(f"{len(plan.jobs)} job(s), estimated " + ("cost unknown" if total is None else f"${total:.4f}"))
+
+    try:
+        generations = run_imagine(caption, out_dir=out, timeout=timeout, on_update=progress,
+                                  confirm_cancel=progress.confirm_cancel, on_plan=announce, **kwargs)
+    finally:
+        progress.stop()
+    if as_json:
+        _print_json([g.to_dict() for g in generations])
+        return
+    for g in generations:
+        for f in g.files:
+            sys.stdout.write(f"{f}\n")
+    if generations:
+        _err(f"provenance beside each file (*.json) and in {generations[0].files[0].parent / 'index.jsonl'}")
+
+
+@jobs_app.callback(invoke_without_command=True)
+@cli_errors
+def jobs_list(
+    ctx: typer.Context,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="How many jobs.")] = 20,
+    active: Annotated[bool, typer.Option("--active", help="Only jobs not finished or not collected.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List generation jobs, newest first."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from .bridge.jobs import JobStore
+
+    jobs = JobStore().list(active_only=active, limit=limit)
+    if as_json:
+        _print_json([j.to_dict() for j in jobs])
+        return
+    if not jobs:
+        sys.stdout.write("no jobs yet\n")
+        return
+    for j in jobs:
+        when = (j.to_dict()["created_at_iso"] or "").replace("T", " ")[:19]
+        pct = "" if j.progress is None or j.status == "completed" else f" {j.progress:.0%}"
+        what = f"{len(j.outputs)} file(s)" if j.outputs else (j.error or "")
+        cost = "" if j.estimated_cost_usd is None else f" ~${j.estimated_cost_usd:.3f}"
+        sys.stdout.write(f"{j.id}  {when}  {j.kind:<5} {j.generator:<42} {j.status + pct:<16}{cost}  {what}\n")
+
+
+@jobs_app.command("show")
+@cli_errors
+def jobs_show(job_id: Annotated[str, typer.Argument(help="A job id (or a unique prefix).")]) -> None:
+    """Show one job's record (as stored, JSON)."""
+    from .bridge.jobs import JobStore
+
+    _print_json(JobStore().get(job_id).to_dict())
+
+
+@jobs_app.command("resume")
+@cli_errors
+def jobs_resume(
+    job_ids: Annotated[list[str] | None, typer.Argument(help="Job ids (default: every unfinished job).")] = None,
+    wait: Annotated[bool, typer.Option("--wait/--no-wait", help="Wait for jobs still running.")] = True,
+    timeout: Annotated[float | None, typer.Option("--timeout", help="Seconds to wait for each job.")] = None,
+) -> None:
+    """Collect the outputs of jobs that finished (or are still running) after this process went away."""
+    from .bridge.jobs import JobRunner, JobStore
+    from .errors import GenerationInterrupted, VisionError
+
+    store = JobStore()
+    jobs = [store.get(i) for i in job_ids] if job_ids else list(reversed(store.list(active_only=True)))
+    if not jobs:
+        _err("no unfinished jobs")
+        return
+    progress = _JobProgress()
+    runner = JobRunner(store, timeout=timeout, on_update=progress, confirm_cancel=progress.confirm_cancel)
+    failed = 0
+    try:
+        for job in jobs:
+            try:
+                files = runner.resume(job, wait=wait)
+            except GenerationInterrupted:
+                raise
+            except VisionError as exc:
+                failed += 1
+                progress.stop()
+                _err(f"error: {exc}")
+                continue
+            if not files:
+                _err(f"job {job.id}: still {job.status}")
+            for f in files:
+                sys.stdout.write(f"{f}\n")
+    finally:
+        progress.stop()
+    if failed:
+        raise typer.Exit(1)
+
+
+@jobs_app.command("cancel")
+@cli_errors
+def jobs_cancel(job_id: Annotated[str, typer.Argument(help="A job id (or a unique prefix).")]) -> None:
+    """Cancel a running job at the provider."""
+    from .bridge.jobs import JobRunner, JobStore
+
+    store = JobStore()
+    job = store.get(job_id)
+    JobRunner(store).cancel(job)
+    sys.stdout.write(f"canceled {job.id}\n")
+
+
+# -- watch and snap (cameras) -------------------------------------------------------------------------
+
+FpsOpt = Annotated[float | None, typer.Option(
+    "--fps", min=0.1, help="At most this many frames per second (and ask a webcam for that rate).")]
+SizeOpt = Annotated[str | None, typer.Option(
+    "--size", help="WIDTHxHEIGHT: ask a webcam for this resolution; larger frames of any source are fitted in it.")]
+RealtimeOpt = Annotated[bool, typer.Option(
+    "--realtime", help="Play a file at its own frame rate like a live camera, dropping the frames there is no "
+    "time for (default: every frame, at the file's own pace).")]
+
+
+def _parse_size(size: str | None) -> tuple[int, int] | None:
+    if size is None:
+        return None
+    w, sep, h = size.lower().partition("x")
+    if not sep or not w.strip().isdigit() or not h.strip().isdigit() or int(w) < 1 or int(h) < 1:
+        raise ValueError(f"--size must be WIDTHxHEIGHT in pixels, like 1280x720 (got {size!r})")
+    return int(w), int(h)
+
+
+def _pick_source(camera: str | None, video: Path | None, url: str | None, source: str | None) -> str:
+    given = [(name, value) for name, value in (("--camera", camera), ("--video", video), ("--url", url),
+                                               ("--source", source)) if value is not None]
+    if len(given) > 1:
+        raise ValueError(f"give one source, not {' and '.join(n for n, _ in given)}")
+    if not given:
+        return "0"
+    name, value = given[0]
+    if name == "--video":
+        path = Path(str(value)).expanduser()
+        if path.is_dir():
+            raise ValueError(f"{value} is a folder: use --source for a folder of images")
+        return str(path)
+    if name == "--url" and "://" not in str(value):
+        raise ValueError(f"--url needs a full URL such as http://192.168.1.20:8080/video or rtsp://host/stream "
+                         f"(got {value!r})")
+    return str(value)
+
+
+@app.command()
+@cli_errors
+def watch(
+    question: Annotated[str | None, typer.Argument(
+        help="The question to ask about each new scene (default: the preset's).")] = None,
+    camera: Annotated[str | None, typer.Option(
+        "--camera", help="A webcam: index (0, 1, ...) or device path (/dev/video2). The default source.")] = None,
+    video: Annotated[Path | None, typer.Option("--video", help="A video file.")] = None,
+    url: Annotated[str | None, typer.Option(
+        "--url", help="A network camera: MJPEG or JPEG snapshot over http(s), or rtsp://.")] = None,
+    source: Annotated[str | None, typer.Option(
+        "--source", help="Any source: a folder of images, an image, or any of the above.")] = None,
+    model: ModelOpt = None,
+    system: SystemOpt = None,
+    preset: PresetOpt = None,
+    option: OptionOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object per answer, one per line.")] = False,
+    rate: Annotated[float, typer.Option(
+        "--rate", min=0.001, help="At most this many requests per second (default 1).")] = 1.0,
+    settle: Annotated[float, typer.Option(
+        "--settle", min=0.0, help="Seconds the camera must be still before asking (default 0.06).")] = 0.06,
+    roi: Annotated[str, typer.Option(
+        "--roi", help="Small print: auto (crop plus whole frame when the text would be too small), crop, both, "
+        "or off.")] = "auto",
+    fps: FpsOpt = None,
+    size: SizeOpt = None,
+    realtime: RealtimeOpt = False,
+    max_asks: Annotated[int | None, typer.Option("--max-asks", min=1, help="Stop after this many asks.")] = None,
+    duration: Annotated[float | None, typer.Option(
+        "--duration", min=0.0, help="Stop after this many seconds (of the source's time).")] = None,
+    no_history: Annotated[bool, typer.Option("--no-history", help="Do not log these asks.")] = False,
+) -> None:
+    """Watch a camera, video or stream and answer the question each time it settles on something new.
+
+    Asks only when the picture is still, bright and sharp, and differs from the last scene asked about;
+    sends the sharpest frame of that moment (with a crop when small print needs one); at most one
+    request in flight. Stops at the end of a file, after --max-asks or --duration, or on Ctrl-C.
+    """
+    from .camera import Camera
+    from .live import GateSettings, LiveSession
+    from .providers.base import Options
+    from .roi import ROI_MODES
+
+    if roi not in ROI_MODES:
+        raise ValueError(f"--roi must be one of {', '.join(ROI_MODES)} (got {roi!r})")
+    spec = _pick_source(camera, video, url, source)
+    options = Options.parse(option or [])
+    gate = GateSettings(rate=rate, settle=settle)
+    cam = Camera(spec, fps=fps, size=_parse_size(size), realtime=realtime or None)
+    # the session (which builds the model's client) is ready before the camera starts streaming
+    session = LiveSession(cam, question or "", model=model, system=system, preset=preset, options=options,
+                          history=False if no_history else None, gate=gate, roi=roi,  # type: ignore[arg-type]
+                          max_asks=max_asks, duration=duration)
+    with cam:
+        shape = f", {cam.frame_size[0]}x{cam.frame_size[1]}" if cam.frame_size else ""
+        rate_note = f" at {cam.fps:g} fps" if cam.fps and cam.kind in {"video", "webcam", "stream"} else ""
+        _err(f"watching {cam.name} ({cam.kind}{shape}{rate_note}) with {session.model.name}; "
+             f"asking about each new scene, at most {rate:g} per second; Ctrl-C stops")
+        emit = _emit_json if as_json else _emit_text
+        try:
+            for answer in session.answers():
+                emit(answer)
+        except KeyboardInterrupt:
+            if session.in_flight:
+                _err("stopping: waiting for the answer already paid for (Ctrl-C again to abandon it)")
+                try:
+                    for answer in session.drain():
+                        emit(answer)
+                except KeyboardInterrupt:
+                    _err("abandoned the answer in flight")
+            else:
+                _err("stopped")
+        _err(_watch_summary(session))
+
+
+def _emit_text(result: Any) -> None:
+    head = f"-- scene {result.scene} · {result.time:.1f} s · frame {result.index} · sharpness {result.sharpness:.0f}"
+    if result.roi is not None and result.roi.crop:
+        head += f" · crop {','.join(map(str, result.roi.crop))}"
+    sys.stdout.write(head + "\n")
+    if result.answer is None:
+        sys.stdout.flush()
+        _err(f"error: {result.error} (still watching)")
+        return
+    sys.stdout.write(result.answer.text.rstrip() + "\n")
+    sys.stdout.flush()
+    total = result.total_usage.cost_usd
+    spent = "free" if total == 0 else ("cost unknown" if total is None else f"${total:.5f}")
+    _err(f"{_footer(result.answer)[:-1]} · total {spent}]")
+
+
+def _emit_json(result: Any) -> None:
+    sys.stdout.write(json.dumps(result.to_dict(), ensure_ascii=False, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def _watch_summary(session: Any) -> str:
+    s = session.summary
+    total = s.usage.cost_usd
+    spent = "free" if total == 0 else ("cost unknown" if total is None else f"${total:.5f}")
+    failed = f", {s.failures} failed" if s.failures else ""
+    tokens = f"{s.usage.input_tokens} in / {s.usage.output_tokens} out tokens · " if s.usage.input_tokens else ""
+    return f"{s.asks} ask(s){failed} about {session.gate.scenes} scene(s) in {s.frames} frames · {tokens}total {spent}"
+
+
+@app.command()
+@cli_errors
+def snap(
+    source: Annotated[str, typer.Argument(
+        help="A webcam index or device, a video file, a folder of images, an image or a URL (default: camera 0).")]
+    = "0",
+    out: Annotated[Path, typer.Option("--out", help="Where to save it: .jpg, .png or .webp.")] = Path("snap.jpg"),
+    seconds: Annotated[float, typer.Option(
+        "--seconds", "-s", min=0.0, help="Look for the best frame over this many seconds (default 2).")] = 2.0,
+    fps: FpsOpt = None,
+    size: SizeOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print what was saved as JSON.")] = False,
+) -> None:
+    """Save the best frame of the next few seconds: the sharpest still, bright frame (the sharpest one
+    when the camera never held still)."""
+    from .camera import Camera
+    from .quality import QualityTracker
+
+    suffix = out.suffix.lower()
+    if suffix not in {".jpg", ".jpeg", ".png", ".webp"}:
+        raise ValueError(f"--out must end in .jpg, .png or .webp (got {out.name!r})")
+    tracker = QualityTracker(history=max(seconds, 0.001) + 1.0, max_kept=256)
+    first = last = None
+    with Camera(source, fps=fps, size=_parse_size(size)) as cam:
+        try:
+            while True:
+                try:
+                    frame = cam.read(timeout=max(5.0, seconds + 5.0))
+                except TimeoutError as exc:
+                    raise ValueError(f"{cam.name}: no frame for {max(5.0, seconds + 5.0):g} s") from exc
+                if frame is None:
+                    break
+                first = first or frame
+                last = frame
+                tracker.update(frame, still=True if cam.stills else None)
+                if frame.timestamp - first.timestamp >= seconds:
+                    break
+        except KeyboardInterrupt:
+            _err("stopped early: saving the best frame so far")
+    if last is None:
+        raise ValueError(f"{source}: the source gave no frame")
+    best = tracker.best_frame(seconds + 1.0) or tracker.best_frame(seconds + 1.0, still_only=False)
+    chosen = best.frame if best else last
+    info = best.info if best else tracker.last
+    chosen.save(out)
+    data = {"path": str(out), "frame": getattr(chosen, "index", 0),
+            "time": round(chosen.timestamp - first.timestamp, 3), "size": list(chosen.size),
+            "sharpness": round(info.sharpness, 1) if info else None,
+            "still": bool(info and info.still), "exposure": info.exposure.verdict if info else None,
+            "frames_seen": tracker.count}
+    if as_json:
+        _print_json(data)
+        return
+    note = "" if best else " (every frame was too dark: saved the last one)"
+    sys.stdout.write(f"{out}\n")
+    _err(f"saved frame {data['frame']} of {tracker.count} ({data['size'][0]}x{data['size'][1]}, sharpness "
+         f"{data['sharpness']}, {'still' if data['still'] else 'moving'}){note}")
+
+
+# -- ocr, extract, explain -------------------------------------------------------------------------
+
+EngineOpt = Annotated[str | None, typer.Option(
+    "--engine", help="OCR engine: auto, tesseract, rapidocr, combined (default: the best installed for the kind).")]
+KindOpt = Annotated[str, typer.Option("--kind", help="receipt, nutrition, generic or auto.")]
+PasswordOpt = Annotated[str | None, typer.Option("--password", help="Password of an encrypted PDF.")]
+
+
+@app.command()
+@cli_errors
+def ocr(
+    image: Annotated[str, typer.Argument(help="An image or a PDF.")],
+    engine: Annotated[str, typer.Option("--engine", help="auto, tesseract, rapidocr or combined.")] = "auto",
+    lang: Annotated[str, typer.Option("--lang", help="Tesseract language(s), e.g. eng or eng+deu.")] = "eng",
+    as_json: Annotated[bool, typer.Option("--json", help="Words, lines, boxes and confidences as JSON.")] = False,
+    overlay: Annotated[Path | None, typer.Option(
+        "--overlay", help="Write the image with word boxes coloured by confidence (PNG).")] = None,
+    psm: Annotated[int | None, typer.Option("--psm", min=0, max=13, help="Tesseract page segmentation mode.")] = None,
+    dpi: Annotated[int, typer.Option("--dpi", min=50, max=600, help="Resolution for scanned PDF pages.")] = 200,
+    password: PasswordOpt = None,
+) -> None:
+    """Read the text of an image or PDF on this machine."""
+    from .frame import Frame
+    from .ocr import read, save_overlay
+
+    result = read(image, engine=engine, lang=lang, psm=psm, dpi=dpi, password=password)
+    if overlay:
+        if result.words and max(w.page for w in result.words) > 0:
+            _err("note: the overlay shows the first page only")
+        if Path(image).suffix.lower() == ".pdf":
+            from .ocr.pdf import iter_pages
+
+            first = next(iter_pages(image, dpi=dpi, password=password, pages=[0]))
+            frame = first.render()
+        else:
+            frame = Frame.load(image)
+        save_overlay(frame, result, overlay, page=0)
+        _err(f"overlay written to {overlay}")
+    if as_json:
+        _print_json(result.to_dict())
+        return
+    for warning in result.warnings:
+        _err(f"warning: {warning}")
+    sys.stdout.write(result.text + ("\n" if result.text else ""))
+    low = result.below(0.6)
+    _err(f"[{result.engine} · {len(result.lines)} lines · {result.confidence:.0%} confidence"
+         f"{f' · {len(low)} low-confidence words' if len(low) else ''} · {result.seconds:.2f} s]")
+
+
+@app.command()
+@cli_errors
+def extract(
+    source: Annotated[str, typer.Argument(help="An image or PDF; or a directory or glob for a batch.")],
+    kind: KindOpt = "auto",
+    engine: EngineOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the fields as JSON.")] = False,
+    jsonl: Annotated[Path | None, typer.Option(
+        "--jsonl", help="Batch: append one JSON line per file to OUT (resumable).")] = None,
+    workers: Annotated[int | None, typer.Option("--workers", min=1, help="Batch: processes (default: cores).")] = None,
+    password: PasswordOpt = None,
+) -> None:
+    """Turn a receipt or label into checked fields (a directory or glob with --jsonl runs a batch)."""
+    from .documents import KINDS
+
+    if kind not in KINDS:
+        raise ValueError(f"--kind must be one of {', '.join(KINDS)}")
+    is_batch = jsonl is not None or Path(source).is_dir() or any(ch in source for ch in "*?[")
+    if is_batch:
+        if jsonl is None:
+            raise ValueError("a batch needs --jsonl OUT (one JSON line per file)")
+        _run_batch(source, jsonl, kind, engine, workers)
+        return
+    from .documents import extract as do_extract
+
+    doc = do_extract(source, kind=kind, engine=engine, password=password)
+    if as_json:
+        data = doc.to_json_dict()
+        data.pop("evidence", None)
+        _print_json(data)
+        return
+    _print_document(doc)
+
+
+def _run_batch(source: str, out: Path, kind: str, engine: str | None, workers: int | None) -> None:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from .documents.batch import run_batch
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  transient=True, disable=not sys.stderr.isatty()) as bar:
+        task = bar.add_task("extracting", total=None)
+
+        def progress(done: int, total: int, path: str) -> None:
+            bar.update(task, completed=done, total=total, description=Path(path).name[:30])
+
+        report = run_batch(source, out, kind=kind, engine=engine, workers=workers, progress=progress)
+    for path, error in report.failures:
+        _err(f"failed: {path}: {error}")
+    _err(f"{report.done} extracted, {report.skipped} already done, {report.failed} failed -> {out}")
+    if report.done == 0 and report.failed and not report.skipped:
+        raise typer.Exit(1)
+
+
+def _print_document(doc: Any) -> None:
+    data = doc.to_json_dict()
+    skip = {"kind", "transcription", "checks", "evidence", "low_confidence", "warnings", "source", "engine"}
+    out = [f"kind: {doc.kind} (read with {doc.engine})"]
+    for key, value in data.items():
+        if key in skip or value in (None, [], {}):
+            continue
+        if key == "items":
+            out.append("items:")
+            out += [f"  {i.get('quantity') or ''} {i['name']}  {i['amount']}".rstrip() for i in value]
+        elif key == "nutrients":
+            out.append("nutrients:")
+            out += [f"  {k}: {v['amount']}{v['unit'] or ''}" + (f"  {v['dv_percent']}% DV" if v['dv_percent'] else "")
+                    for k, v in value.items()]
+        else:
+            out.append(f"{key}: {value}")
+    for c in doc.checks:
+        out.append(f"{'ok  ' if c.passed else 'FAIL'} {c.name}: {c.detail}")
+    if doc.low_confidence:
+        words = ", ".join(f"{w.text!r} ({w.confidence:.0%})" for w in doc.low_confidence[:12])
+        out.append(f"low-confidence words: {words}")
+    out += [f"warning: {w}" for w in doc.warnings]
+    sys.stdout.write("\n".join(out) + "\n")
+
+
+@app.command()
+@cli_errors
+def explain(
+    image: Annotated[str, typer.Argument(help="The photo or scan of a receipt or label.")],
+    kind: KindOpt = "auto",
+    confirm: Annotated[Path | None, typer.Option(
+        "--confirm", help="The fields as `vision extract --json` printed them, corrected by you.")] = None,
+    model: ModelOpt = None,
+    engine: EngineOpt = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Send without asking (step 1 is still printed).")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print both steps as JSON.")] = False,
+    option: OptionOpt = None,
+) -> None:
+    """Two steps: read and check the document here, then ask a model to explain it."""
+    from .documents import extract as do_extract
+    from .documents import load_document
+    from .documents.explain import explain as do_explain
+    from .providers.base import Options
+
+    if confirm is not None:
+        try:
+            data = json.loads(confirm.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"cannot read {confirm}: {exc}") from None
+        doc = load_document(data)
+    else:
+        doc = do_extract(image, kind=kind, engine=engine)
+    if not as_json:
+        sys.stdout.write("== step 1: what this machine read (correct it with --confirm FILE) ==\n")
+        _print_document(doc)
+        if confirm is None and not yes and sys.stdin.isatty():
+            answer = typer.prompt("send the photo and this transcription to the model? [y/N]", default="n")
+            if answer.strip().lower() not in {"y", "yes"}:
+                _err("not sent; save the fields with `vision extract --json`, correct them, and use --confirm")
+                raise typer.Exit(1)
+    result = do_explain(image, doc, model=model, options=Options.parse(option or []))
+    if as_json:
+        _print_json(result.model_dump(mode="json"))
+        return
+    sys.stdout.write("\n== step 2: the explanation ==\n")
+    if result.explanation:
+        e = result.explanation
+        lines = [e.summary]
+        lines += [f"- {p.name}: {p.explanation}" for p in e.parts]
+        lines += [f"! {c}" for c in e.cautions]
+        sys.stdout.write("\n".join(lines) + "\n")
+    else:
+        sys.stdout.write(result.answer.rstrip() + "\n")
+    for d in result.disagreements:
+        sys.stdout.write(f"DISAGREEMENT {d.field}: the OCR read {d.ocr}, the model read {d.model}\n")
+    for note in result.notes:
+        _err(f"note: {note}")
+
+
 def main() -> None:
     app(prog_name="vision")
 

@@ -127,6 +127,75 @@ class Settings(_Strict):
     max_output_tokens: int = Field(1024, gt=0)
     data_dir: str | None = None
     budget_usd: float | None = None
+    # caption-to-image bridge (vision.bridge): model names are settings, see generators.toml
+    image_model: str = "replicate/black-forest-labs/flux-schnell"
+    video_model: str = "replicate/kwaivgi/kling-v2.1"
+    writer_model: str = "template"  # "template" (no key, deterministic) or a provider/model LLM
+    output_dir: str = "outputs"
+    generation_timeout: float = Field(900.0, gt=0)
+    max_headlines: int = Field(12, ge=1, le=200)
+
+
+class GeneratorInputs(_Strict):
+    """The generator's own input names for each of the toolkit's parameters (absent: not supported)."""
+
+    prompt: str = "prompt"
+    negative_prompt: str | None = None
+    aspect_ratio: str | None = None
+    size: str | None = None  # one "WxH" string
+    width: str | None = None
+    height: str | None = None
+    count: str | None = None
+    seed: str | None = None
+    output_format: str | None = None
+    image: str | None = None  # the start frame of image-to-video
+    duration: str | None = None
+    rewriter: str | None = None  # the model's own prompt rewriter switch
+
+
+class GeneratorFacts(_Strict):
+    """What one image or video generator takes and costs; see ``vision/data/generators.toml``."""
+
+    match: str
+    provider: str | None = None
+    kind: Literal["image", "video"] = "image"
+    prompt_style: Literal["diffusion", "prose"] = "diffusion"
+    max_prompt_chars: int = Field(1000, gt=0)
+    inputs: GeneratorInputs = Field(default_factory=GeneratorInputs)
+    rewriter_off: Any = False  # the value that switches the model's own rewriter off
+    fixed: dict[str, Any] = Field(default_factory=dict)  # inputs always sent
+    aspect_ratios: list[str] = Field(default_factory=list)
+    sizes: dict[str, str] = Field(default_factory=dict)  # aspect ratio -> "WxH" for size-string models
+    megapixels: float = 1.0  # for width/height models
+    max_count: int = Field(1, ge=1)
+    output_formats: list[str] = Field(default_factory=list)
+    output_ext: str = "png"
+    durations: list[int] = Field(default_factory=list)
+    default_seconds: int | None = None
+    needs_image: bool = False
+    usd_per_image: float | None = None
+    usd_per_second: float | None = None
+    usd_per_run: float | None = None
+    retired: str | None = None  # a message: the model is gone and what to use instead
+    deprecated: str | None = None  # a message logged once when used
+
+    def matches(self, provider: str, model: str) -> bool:
+        if self.provider and self.provider != provider:
+            return False
+        base = model.split(":", 1)[0]
+        return fnmatch.fnmatchcase(base.lower(), self.match.lower())
+
+
+class StylePreset(_Strict):
+    """A look for the prompt writer: style, lighting and composition words only, never objects."""
+
+    name: str = ""
+    description: str = ""
+    style: str
+    lighting: str = ""
+    composition: str = ""
+    motion: str = ""  # camera movement for video prompts
+    negative: str = ""
 
 
 class Config(_Strict):
@@ -138,6 +207,8 @@ class Config(_Strict):
     models: list[ModelFacts]
     presets: dict[str, Preset]
     config_path: str | None = None
+    generators: list[GeneratorFacts] = Field(default_factory=list)
+    styles: dict[str, StylePreset] = Field(default_factory=dict)
 
     # -- lookups --------------------------------------------------------------------------------
 
@@ -167,6 +238,20 @@ class Config(_Strict):
             if facts.matches(provider, model):
                 return facts
         return ModelFacts(match="*")
+
+    def generator_facts(self, provider: str, model: str) -> GeneratorFacts | None:
+        """The generator table entry for ``provider/model``, or ``None`` when the table does not know it."""
+        for facts in self.generators:
+            if facts.matches(provider, model):
+                return facts
+        return None
+
+    def style(self, name: str) -> StylePreset:
+        try:
+            return self.styles[name]
+        except KeyError:
+            known = ", ".join(sorted(self.styles))
+            raise ConfigurationError(f"unknown style {name!r}; styles: {known} (or describe one in words)") from None
 
     def preset(self, name: str) -> Preset:
         try:
@@ -235,6 +320,11 @@ _ENV_SETTINGS = {
     "VISION_CACHE": "cache",
     "VISION_DATA_DIR": "data_dir",
     "VISION_BUDGET_USD": "budget_usd",
+    "VISION_IMAGE_MODEL": "image_model",
+    "VISION_VIDEO_MODEL": "video_model",
+    "VISION_WRITER_MODEL": "writer_model",
+    "VISION_OUTPUT_DIR": "output_dir",
+    "VISION_GENERATION_TIMEOUT": "generation_timeout",
 }
 
 
@@ -256,9 +346,11 @@ def load_config(path: str | Path | None = None) -> Config:
     defaults = _read_builtin("defaults.toml")
     builtin_models = _read_builtin("models.toml").get("models", [])
     builtin_presets = _read_builtin("presets.toml").get("presets", {})
+    generators_toml = _read_builtin("generators.toml")
+    bridge = {"generators": generators_toml.get("generators", []), "styles": generators_toml.get("styles", {})}
     user_path = Path(path).expanduser() if path else default_config_path()
     user = _read_user(user_path)
-    unknown = set(user) - {"settings", "aliases", "providers", "models", "presets"}
+    unknown = set(user) - {"settings", "aliases", "providers", "models", "presets", "generators", "styles"}
     if unknown:
         raise ConfigurationError(f"{user_path}: unknown section(s) {', '.join(sorted(unknown))}")
 
@@ -276,6 +368,8 @@ def load_config(path: str | Path | None = None) -> Config:
             models=[ModelFacts(**m) for m in [*user.get("models", []), *builtin_models]],
             presets={k: Preset(name=k, **v) for k, v in presets.items()},
             config_path=str(user_path),
+            generators=[GeneratorFacts(**g) for g in [*user.get("generators", []), *bridge["generators"]]],
+            styles={k: StylePreset(name=k, **v) for k, v in {**bridge["styles"], **user.get("styles", {})}.items()},
         )
     except (ValidationError, TypeError) as exc:
         raise ConfigurationError(f"invalid configuration ({user_path} or VISION_* variables): {exc}") from exc

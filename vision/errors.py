@@ -239,6 +239,18 @@ class ModelRunError(ProviderError):
         super().__init__(message, **kw)
 
 
+class CouncilError(VisionError):
+    """No member of a council answered: every one failed or timed out.
+
+    ``failures`` maps each member (``provider/model``) to why it gave no answer.
+    """
+
+    def __init__(self, failures: dict[str, str]) -> None:
+        self.failures = dict(failures)
+        detail = "; ".join(f"{member}: {why}" for member, why in self.failures.items())
+        super().__init__(f"no council member answered ({detail})")
+
+
 # --- generation --------------------------------------------------------------------------------
 
 
@@ -251,6 +263,45 @@ class GenerationError(VisionError):
         super().__init__(f"job {job_id}: {message}" if job_id else message)
 
 
+class GenerationTimeoutError(GenerationError):
+    """A job did not finish within the time limit; it is left running and can be resumed."""
+
+
+class GenerationInterrupted(GenerationError):
+    """The user interrupted a job; ``canceled`` says whether it was canceled at the provider."""
+
+    exit_code = 130
+
+    def __init__(self, message: str, *, job_id: str | None = None, canceled: bool = False) -> None:
+        self.canceled = canceled
+        super().__init__(message, job_id=job_id)
+
+
+class OutputDownloadError(GenerationError):
+    """A finished job's output could not be downloaded (the job stays resumable)."""
+
+    def __init__(self, message: str, *, job_id: str | None = None, url: str | None = None,
+                 attempts: int = 0) -> None:
+        self.url = url
+        self.attempts = attempts
+        super().__init__(message, job_id=job_id)
+
+
+class ServiceGoneError(ProviderStatusError):
+    """The provider says the API or model no longer exists (retired, shut down)."""
+
+
+class PromptTooLongError(ConfigurationError):
+    """A prompt sent as is (raw mode) is longer than the generator accepts."""
+
+    def __init__(self, model: str, length: int, limit: int) -> None:
+        self.model = model
+        self.length = length
+        self.limit = limit
+        super().__init__(f"the prompt has {length} characters but {model} accepts at most {limit}; "
+                         "shorten it, or drop --raw to let the writer fit it")
+
+
 __all__ = [
     "AuthenticationError",
     "BadResponseError",
@@ -258,8 +309,11 @@ __all__ = [
     "CameraError",
     "ConfigurationError",
     "ContextOverflowError",
+    "CouncilError",
     "DocumentError",
     "GenerationError",
+    "GenerationInterrupted",
+    "GenerationTimeoutError",
     "ImageDownloadError",
     "ImageError",
     "ImageTooLargeError",
@@ -269,12 +323,15 @@ __all__ = [
     "ModelNotFoundError",
     "ModelRunError",
     "OcrError",
+    "OutputDownloadError",
+    "PromptTooLongError",
     "ProviderConnectionError",
     "ProviderError",
     "ProviderStatusError",
     "ProviderTimeoutError",
     "RateLimitError",
     "RefusalError",
+    "ServiceGoneError",
     "UnknownModelError",
     "UnsupportedImageError",
     "VisionError",

@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import threading
 import time
 from functools import cache
 from typing import Protocol, runtime_checkable
@@ -20,7 +19,7 @@ from .result import OcrResult
 
 log = logging.getLogger(__name__)
 
-ENGINES = ("auto", "tesseract", "rapidocr")
+ENGINES = ("auto", "tesseract", "rapidocr", "combined")
 
 
 @runtime_checkable
@@ -87,30 +86,50 @@ class TesseractEngine:
 
 
 class RapidOcrEngine:
-    """RapidOCR (PP-OCR models in ONNX, shipped inside the ``rapidocr-onnxruntime`` wheel)."""
+    """RapidOCR (PP-OCR models in ONNX, shipped inside the ``rapidocr-onnxruntime`` wheel).
+
+    Reads digits and dot-matrix print well; spaces are restored from the recogniser's character
+    positions (see :mod:`vision.ocr.rapid`).
+    """
 
     name = "rapidocr"
 
     def __init__(self) -> None:
-        try:
-            from rapidocr_onnxruntime import RapidOCR
-        except ImportError as exc:
-            raise MissingExtraError("ocr", "RapidOCR", "rapidocr-onnxruntime") from exc
-        logging.getLogger("RapidOCR").setLevel(logging.WARNING)
-        self._engine = RapidOCR()
-        self._lock = threading.Lock()  # the ONNX sessions are shared; keep one call at a time
+        from .rapid import RapidOcrPipeline
+
+        self._pipeline = RapidOcrPipeline()
 
     def read(self, frame: Frame, *, lang: str = "eng", psm: int | None = None) -> OcrResult:
-        del psm  # RapidOCR detects text regions itself
+        from .rapid import read_frame
+
+        del psm  # RapidOCR detects text lines itself
         if lang not in {"eng", "en", "chi_sim", "ch"}:
             log.warning("RapidOCR's bundled models read English and Chinese; %r may read poorly", lang)
-        start = time.perf_counter()
         try:
-            with self._lock:
-                result, _ = self._engine(frame.to_bgr())
+            return read_frame(self._pipeline, frame)
         except Exception as exc:
             raise OcrError(f"RapidOCR failed: {exc}", engine=self.name) from exc
-        return OcrResult.from_rapidocr(result, size=frame.size, seconds=time.perf_counter() - start)
+
+
+class CombinedEngine:
+    """RapidOCR's characters (it reads digits and worn print better) with Tesseract's word spacing.
+
+    Each RapidOCR line is aligned with the Tesseract words that overlap it; where the two agree on
+    the characters, the spaces come from Tesseract. Costs both engines' time.
+    """
+
+    name = "combined"
+
+    def __init__(self) -> None:
+        self._rapid = RapidOcrEngine()
+        self._tess = TesseractEngine()
+
+    def read(self, frame: Frame, *, lang: str = "eng", psm: int | None = None) -> OcrResult:
+        from .merge import respace_with
+
+        rapid = self._rapid.read(frame, lang="eng")
+        tess = self._tess.read(frame, lang=lang, psm=psm)
+        return respace_with(rapid, tess)
 
 
 @cache
@@ -119,6 +138,8 @@ def _build(name: str) -> OcrEngine:
         return TesseractEngine()
     if name == "rapidocr":
         return RapidOcrEngine()
+    if name == "combined":
+        return CombinedEngine()
     raise ValueError(f"unknown OCR engine {name!r}; choose one of {', '.join(ENGINES)}")
 
 

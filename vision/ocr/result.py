@@ -181,12 +181,12 @@ class OcrResult:
             box = (int(min(xs)), int(min(ys)), int(max(xs)), int(max(ys)))
             if str(text).strip():
                 items.append((box, str(text).strip(), float(score)))
-        rows = _group_rows([b for b, _, _ in items])
+        rows = group_rows([b for b, _, _ in items])
         words: list[OcrWord] = []
         for line_idx, row in enumerate(rows):
             for item_idx in sorted(row, key=lambda k: items[k][0][0]):
                 box, text, score = items[item_idx]
-                words.extend(_split_words(text, box, score, line_idx, page))
+                words.extend(split_words(text, box, score, line_idx, page))
         return cls(tuple(words), "rapidocr", "eng", size, seconds)
 
     def merged_pages(self, other: OcrResult) -> OcrResult:
@@ -197,8 +197,9 @@ class OcrResult:
                        warnings=self.warnings + other.warnings)
 
 
-def _group_rows(boxes: Sequence[Box]) -> list[list[int]]:
-    """Group boxes whose vertical centres lie within half a line height of each other."""
+def group_rows(boxes: Sequence[Box]) -> list[list[int]]:
+    """Indices of boxes grouped into rows (top to bottom): boxes whose vertical centres lie within
+    half a line height of each other's row."""
     order = sorted(range(len(boxes)), key=lambda i: (boxes[i][1] + boxes[i][3]) / 2)
     rows: list[list[int]] = []
     row_centre = 0.0
@@ -217,7 +218,8 @@ def _group_rows(boxes: Sequence[Box]) -> list[list[int]]:
     return rows
 
 
-def _split_words(text: str, box: Box, score: float, line: int, page: int) -> list[OcrWord]:
+def split_words(text: str, box: Box, score: float, line: int, page: int) -> list[OcrWord]:
+    """A recognised line split into words, boxes apportioned by character count."""
     parts = text.split()
     if len(parts) <= 1:
         return [OcrWord(text, box, score, line, 0, page)]

@@ -317,8 +317,14 @@ class BaseVisionModel:
         return self._finish(self._complete(messages, plan, options), plan, start)
 
     async def asend(self, messages: list[Message], plan: RequestPlan, options: Options) -> Answer:
+        self.load_client()  # here, on the loop's thread, never first inside a worker thread
         start = time.perf_counter()
         return self._finish(await self._acomplete(messages, plan, options), plan, start)
+
+    def load_client(self) -> None:
+        """Import the client library now. Importing two libraries for the first time in two threads at
+        once (a Replicate call in a worker thread while the loop imports ``openai``) can leave one of
+        them half-initialised, so async entry points import on the calling thread first."""
 
     def send_stream(self, messages: list[Message], plan: RequestPlan, options: Options) -> StreamingAnswer:
         start = time.perf_counter()

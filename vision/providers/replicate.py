@@ -47,6 +47,10 @@ class ReplicateModel(BaseVisionModel):
         self._wait = wait
         self._api: ReplicateAPI | None = None
 
+    def load_client(self) -> None:
+        import httpx  # noqa: F401
+        import replicate  # noqa: F401
+
     def api(self) -> ReplicateAPI:
         if self._api is None:
             self._api = ReplicateAPI(self.preset, self.config, poll_interval=self._poll_interval)

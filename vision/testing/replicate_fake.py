@@ -202,6 +202,8 @@ def register(server: FakeServer) -> None:
         pred.text = reply.text if reply.text is not None else default_text(model, inputs, images)
         if reply.fault == "empty":
             pred.text = ""
+        for hook in getattr(server, "prediction_hooks", ()):  # e.g. file outputs of generators
+            hook(pred)
         with lock:
             predictions[pred.id] = pred
         wait = wait_seconds(req)

@@ -140,7 +140,7 @@ class FakeServer:
 
     def __init__(self, *, host: str = "127.0.0.1", port: int = 0, require_key: str | None = None,
                  prediction_seconds: float = 0.05, stream_chunk_delay: float = 0.0) -> None:
-        from . import openai_fake, replicate_fake
+        from . import generation_fake, openai_fake, replicate_fake
 
         self.require_key = require_key
         self.prediction_seconds = prediction_seconds
@@ -153,6 +153,7 @@ class FakeServer:
         self.router = Router()
         openai_fake.register(self)
         replicate_fake.register(self)
+        generation_fake.register(self)
         self._register_control()
         self._http = HttpServer(self.router, host, port)
 
