@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # One entry point for setting up and running vision-toolkit from a checkout.
 #
-#   ./dev.sh demo    set up, then ask the embedded local engine about a sample photo (no API key)
-#   ./dev.sh test    set up (with Tesseract from the system packages), then run the test suite
+#   ./dev.sh demo    set up, then open the app in the browser (the local engine: no API key needed)
+#   ./dev.sh test    set up (Tesseract and Chromium from the system packages), then run the test suite
 #   ./dev.sh setup   only set up: .venv with the package and its extras
 #
 # Set-up is idempotent and quick when nothing changed. VENV=path picks another virtualenv.
@@ -11,7 +11,7 @@ cd "$(dirname "$0")"
 
 VENV=${VENV:-.venv}
 PYTHON=${PYTHON:-python3}
-EXTRAS=${EXTRAS:-ocr,heif,dev}
+EXTRAS=${EXTRAS:-ocr,heif,apps,dask,dev}
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
@@ -61,11 +61,12 @@ case "$cmd" in
   demo)
     apt_install tesseract tesseract-ocr || true
     setup_python
-    say "vision ask assets/book_photo.jpg \"What is the title of this book?\"   (local engine, no key)"
-    exec "$VENV/bin/vision" ask assets/book_photo.jpg "What is the title of this book?" "$@"
+    say "vision app --open   (Point & Ask, Label & Receipt, Imagine; the local engine needs no key; Ctrl-C stops)"
+    exec "$VENV/bin/vision" app --open "$@"
     ;;
   test)
     apt_install tesseract tesseract-ocr
+    apt_install chromium chromium fonts-dejavu-core  # the browser tests drive it; they skip without it
     setup_python
     say "ruff"
     "$VENV/bin/ruff" check .

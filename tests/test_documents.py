@@ -298,3 +298,21 @@ def test_real_sroie_receipts(name: str) -> None:
     assert f"{r.total:.2f}" == key["total"].removeprefix("RM")
     printed = find_dates(key["date"]) or [find_date_loosely(key["date"] + " 00:00")]  # "25032018" in one key
     assert r.date == printed[0].date.isoformat()  # type: ignore[union-attr]
+
+
+@pytest.mark.skipif(not has_rapidocr(), reason="RapidOCR (the 'ocr' extra) is not installed")
+@pytest.mark.ocr
+def test_pip_only_machine_without_tesseract(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The done-when of the label issue: extraction works with only pip packages (RapidOCR)."""
+    import vision.ocr.engines as engines
+
+    monkeypatch.setattr(engines.shutil, "which", lambda _name: None)
+    engines._build.cache_clear()
+    try:
+        assert engines.available_engines() == ["rapidocr"]
+        receipt = extract(ASSETS / "receipt.png")
+        assert (receipt.kind, str(receipt.total), receipt.engine) == ("receipt", "15.96", "rapidocr")
+        label = extract(ASSETS / "nutrition_label.png")
+        assert label.kind == "nutrition" and label.calories == 230
+    finally:
+        engines._build.cache_clear()

@@ -71,7 +71,8 @@ def shell_env(fake: FakeServer, tmp_path: Path) -> dict[str, str]:
     return env
 
 
-@pytest.mark.parametrize("section", ["Command line", "Testing against the fake servers", "Receipts and labels"])
+@pytest.mark.parametrize("section", ["Command line", "Testing against the fake servers", "Receipts and labels",
+                                     "Batches: many files, one machine or a cluster"])
 def test_command_line_examples_run(section: str, shell_env: dict[str, str], tmp_path: Path) -> None:
     lines = _command_lines(section)
     assert len(lines) >= 2

@@ -28,6 +28,7 @@ _EXPORTS: dict[str, str] = {
     "Council": "vision.council",
     "CouncilResult": "vision.council",
     "ask_council": "vision.council",
+    "run_batch": "vision.batch",
     "imagine": "vision.bridge.pipeline",
     "plan_imagine": "vision.bridge.pipeline",
     "Generation": "vision.bridge.pipeline",
@@ -64,7 +65,7 @@ _ERRORS = {
     "ProviderTimeoutError", "ProviderConnectionError", "AuthenticationError", "RateLimitError",
     "ProviderStatusError", "ModelNotFoundError", "RefusalError", "BadResponseError", "ModelRunError",
     "GenerationError", "GenerationTimeoutError", "GenerationInterrupted", "OutputDownloadError", "ServiceGoneError",
-    "PromptTooLongError", "CouncilError",
+    "PromptTooLongError", "CouncilError", "BatchError", "BudgetReachedError",
 }
 _EXPORTS.update(dict.fromkeys(_ERRORS, "vision.errors"))
 

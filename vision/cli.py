@@ -1052,10 +1052,14 @@ def _run_batch(source: str, out: Path, kind: str, engine: str | None, workers: i
         def progress(done: int, total: int, path: str) -> None:
             bar.update(task, completed=done, total=total, description=Path(path).name[:30])
 
-        report = run_batch(source, out, kind=kind, engine=engine, workers=workers, progress=progress)
+        report = run_batch(source, out, kind=kind, engine=engine, workers=workers, progress=progress,
+                           handle_sigint=True)
     for path, error in report.failures:
         _err(f"failed: {path}: {error}")
     _err(f"{report.done} extracted, {report.skipped} already done, {report.failed} failed -> {out}")
+    if report.interrupted:
+        _err("interrupted: run the same command again to resume")
+        raise typer.Exit(130)
     if report.done == 0 and report.failed and not report.skipped:
         raise typer.Exit(1)
 
@@ -1137,6 +1141,170 @@ def explain(
         sys.stdout.write(f"DISAGREEMENT {d.field}: the OCR read {d.ocr}, the model read {d.model}\n")
     for note in result.notes:
         _err(f"note: {note}")
+
+
+# -- batch (vision.batch) ---------------------------------------------------------------------------
+
+
+@app.command()
+@cli_errors
+def batch(
+    sources: Annotated[list[str], typer.Argument(
+        help="Folders, globs, files or URLs (s3://, gs://, ... with their fsspec backend installed).")],
+    kind: Annotated[str, typer.Option(
+        "--kind", help="receipt, nutrition, generic, auto, or none (no OCR: only --ask).")] = "auto",
+    engine: EngineOpt = None,
+    ask: Annotated[str | None, typer.Option("--ask", help="Ask the model this question about each file.")] = None,
+    explain: Annotated[bool, typer.Option(
+        "--explain", help="Have the model explain each extracted document (receipts, labels).")] = False,
+    model: ModelOpt = None,
+    option: OptionOpt = None,
+    out: Annotated[Path, typer.Option(
+        "--out", help="Output directory: results.jsonl, failures.jsonl, parquet/. Run again to resume.")] = Path(
+        "batch-out"),
+    parquet: Annotated[bool, typer.Option("--parquet", help="Also write partitioned Parquet (needs pyarrow).")] = False,
+    executor: Annotated[str | None, typer.Option(
+        "--executor", help="local (this process), process (a local process pool; the default) or dask.")] = None,
+    workers: Annotated[int | None, typer.Option(
+        "--workers", min=1, help="Worker processes of the pool (or of --executor dask) (default: cores).")] = None,
+    scheduler: Annotated[str | None, typer.Option(
+        "--scheduler", help="An existing Dask cluster: tcp://HOST:8786.")] = None,
+    local_cluster: Annotated[int | None, typer.Option(
+        "--local-cluster", min=1, help="Start a Dask LocalCluster of N worker processes.")] = None,
+    rate: Annotated[float | None, typer.Option(
+        "--rate", min=0.001, help="At most this many asks per minute, all workers together.")] = None,
+    tpm: Annotated[float | None, typer.Option(
+        "--tpm", min=1, help="At most this many tokens per minute (input + max output), all workers.")] = None,
+    budget: Annotated[float | None, typer.Option(
+        "--budget", min=0.0, help="Stop asking when the asks into this output have cost this many USD.")] = None,
+    retries: Annotated[int, typer.Option(
+        "--retries", min=0, max=10, help="Tries again a file whose worker died, this many times.")] = 2,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON at the end.")] = False,
+) -> None:
+    """Extract (and ask about) every file of a folder, bucket or glob: a process pool, or Dask.
+
+    Exactly once and resumable: each file's key is its location and content hash, the results are
+    written by this process as they arrive, and running the same command again does only what is
+    left. Ctrl-C finishes the files in flight (again: abandons them) and leaves it resumable.
+    """
+    from .batch import run_batch
+
+    if budget is not None and budget <= 0:
+        raise ValueError("--budget must be more than 0")
+    if (rate or tpm or budget is not None) and not (ask or explain):
+        raise ValueError("--rate, --tpm and --budget limit asks: give --ask QUESTION or --explain")
+    progress = _BatchProgress()
+    with progress:
+        report = run_batch(sources, out, kind=kind, engine=engine, ask=ask, explain=explain, model=model,
+                           options=option or [], executor=executor, workers=workers, scheduler=scheduler,
+                           local_cluster=local_cluster, parquet=parquet, rate=rate, tpm=tpm, budget_usd=budget,
+                           retries=retries, progress=progress.update, notify=progress.say, handle_sigint=True)
+    if report.listed == 0 and not report.interrupted:
+        from .errors import BatchError
+
+        raise BatchError(f"no input found in {', '.join(sources)} (images and PDFs are picked from folders)")
+    shown = report.failures[:20]
+    for source, error in shown:
+        _err(f"failed: {source}: {error}")
+    if report.failed > len(shown):
+        _err(f"... and {report.failed - len(shown)} more in {out / 'failures.jsonl'}")
+    _err(f"{report.summary()} -> {out}")
+    if report.budget_reached:
+        _err(f"budget reached: {report.not_asked} file(s) in flight were not asked and the rest were not started; "
+             "run again with a higher --budget to do them")
+    if report.interrupted:
+        _err("interrupted: run the same command again to resume")
+    if as_json:
+        _print_json(report.to_dict())
+    if report.interrupted:
+        raise typer.Exit(130)
+    if report.done == 0 and report.failed and not report.skipped:
+        raise typer.Exit(1)
+
+
+class _BatchProgress:
+    """A progress bar on a terminal (files, files/s, failures, cost); a line every 30 s otherwise."""
+
+    def __init__(self) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.tty = sys.stderr.isatty()
+        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                            TextColumn("{task.fields[stats]}"), TimeRemainingColumn(),
+                            console=Console(stderr=True), transient=True, disable=not self.tty)
+        self.task = self.bar.add_task("batch", total=None, stats="")
+        self._last_line = _monotonic()
+
+    def __enter__(self) -> _BatchProgress:
+        self.bar.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.__exit__(None, None, None)
+
+    def say(self, message: str) -> None:
+        if self.tty:
+            self.bar.console.print(message, markup=False, highlight=False)
+        else:
+            _err(message)
+
+    def update(self, report: Any) -> None:
+        stats = f"{report.files_per_second:.2f} files/s · {report.failed} failed"
+        if report.asked:
+            est = report.estimated_total_cost()
+            stats += f" · ${report.cost_usd:.4f}" + (f" (est. ${est:.4f} in all)" if est is not None else "")
+        total = None if report.total is None else report.total - report.skipped
+        self.bar.update(self.task, completed=report.finished, total=total, stats=stats,
+                        description=Path(report.last).name[:28] if report.last else "listing")
+        if not self.tty and _monotonic() - self._last_line >= 30:
+            self._last_line = _monotonic()
+            of = f"/{total}" if total is not None else ""
+            _err(f"{report.finished}{of} files · {stats}")
+
+
+def _monotonic() -> float:
+    import time
+
+    return time.monotonic()
+
+
+# -- the app ----------------------------------------------------------------------------------------
+
+
+@cli_errors
+def app_command(
+    host: Annotated[str, typer.Option("--host", help="Address to serve on (0.0.0.0: every network; add --auth).")]
+    = "127.0.0.1",
+    port: Annotated[int | None, typer.Option("--port", help="Port (default: 7860, or the next free one).")] = None,
+    auth: Annotated[str | None, typer.Option(
+        "--auth", help="user:password to sign in with (default: the VISION_APP_AUTH variable, else none).")] = None,
+    share: Annotated[bool, typer.Option("--share", help="Also open a public gradio.live link (off by default).")]
+    = False,
+    max_file_size: Annotated[str, typer.Option("--max-file-size", help="Largest upload, e.g. 20mb.")] = "50mb",
+    concurrency: Annotated[int, typer.Option(
+        "--concurrency", help="Model requests served at once (OCR has its own limit of 2).")] = 4,
+    max_queue: Annotated[int, typer.Option("--max-queue", help="Requests that may wait in the queue.")] = 64,
+    open_browser: Annotated[bool, typer.Option("--open", help="Open the app in the default browser.")] = False,
+) -> None:
+    """Open the app in the browser: Point & Ask (webcam or photo), Label & Receipt, Imagine."""
+    import importlib.util
+
+    from .errors import ConfigurationError, MissingExtraError
+
+    if importlib.util.find_spec("gradio") is None:
+        raise MissingExtraError("apps", "vision app", "gradio")
+    if importlib.util.find_spec("apps") is None:
+        raise ConfigurationError("the apps package is missing from this installation: reinstall vision-toolkit "
+                                 "(pip install 'vision-toolkit[apps]') or run from a checkout")
+    from apps.launch import LaunchOptions, launch, parse_auth
+
+    options = LaunchOptions(host=host, port=port, auth=parse_auth(auth), share=share, max_file_size=max_file_size,
+                            concurrency=concurrency, max_queue=max_queue, open_browser=open_browser)
+    launch(options=options)
+
+
+app.command("app")(app_command)
 
 
 def main() -> None:

@@ -810,6 +810,18 @@ def ask_council(
     return Council(images, members, **kwargs).ask(question)
 
 
+def default_members(config: Config | None = None, *, limit: int = 3) -> list[str]:
+    """A council of the connected models (:func:`~vision.providers.registry.model_choices`): at most
+    ``limit`` of them, the ``local`` engine only to make up two; empty when not even two are available."""
+    from .providers.registry import model_choices
+
+    choices = model_choices(config)
+    models = [c for c in choices if c != "local"][:limit]
+    if len(models) < MIN_MEMBERS:
+        models = [*models, "local"]
+    return models if len(models) >= MIN_MEMBERS else []
+
+
 # -- running coroutines from sync code ------------------------------------------------------------------
 
 

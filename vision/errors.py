@@ -163,6 +163,22 @@ class DocumentError(VisionError):
     """A document (PDF, receipt, label) could not be read or parsed."""
 
 
+# --- batches -----------------------------------------------------------------------------------
+
+
+class BatchError(VisionError):
+    """A batch cannot start or go on: its output belongs to another task, the cluster is unreachable, ..."""
+
+
+class BudgetReachedError(BatchError):
+    """A batch's total budget is used up (or cannot be kept): no new ask is sent."""
+
+    def __init__(self, reason: str, *, budget_usd: float | None = None) -> None:
+        self.reason = reason
+        self.budget_usd = budget_usd
+        super().__init__(f"not asked: {reason}")
+
+
 # --- providers ---------------------------------------------------------------------------------
 
 
@@ -305,7 +321,9 @@ class PromptTooLongError(ConfigurationError):
 __all__ = [
     "AuthenticationError",
     "BadResponseError",
+    "BatchError",
     "BudgetExceededError",
+    "BudgetReachedError",
     "CameraError",
     "ConfigurationError",
     "ContextOverflowError",

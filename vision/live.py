@@ -187,6 +187,81 @@ class AskGate:
             self._consider(last.timestamp, force=True)
         return self._dispatch(self._last_sent or 0.0, ignore_rate=True)
 
+    @property
+    def still_since(self) -> float | None:
+        """When the current still run began (frame clock), or ``None`` while the camera moves."""
+        return self._still_since
+
+
+@dataclass(frozen=True)
+class KeptFrame:
+    """The frame a :class:`StillKeeper` holds, with its measurements."""
+
+    frame: Frame
+    info: FrameInfo
+    scene: int  # the number of the scene (1, 2, ...)
+    still: bool = True  # False: no still frame yet, this is only the sharpest recent one
+
+
+class StillKeeper:
+    """The sharpest still frame of the scene in front of a live camera, kept for asking on demand.
+
+    Where :class:`LiveSession` asks by itself, an interactive app lets the person ask when they
+    want: feed every frame to :meth:`update` and ask about :meth:`frame_for_asking`. The decision is
+    the :class:`AskGate`'s, as in ``vision watch`` (still for ``settle`` seconds, bright, sharp, a new
+    scene), without its rate cap; a sharper still frame of the same scene (autofocus settling, a
+    steadier hand) replaces the kept one.
+
+    >>> keeper = StillKeeper()
+    >>> card = np.full((240, 320, 3), 250, np.uint8); card[100:140, 40:280] = 20
+    >>> [keeper.update(Frame.from_array(card, timestamp=t / 5)) for t in range(3)]
+    [False, True, False]
+    >>> keeper.kept.scene, keeper.status
+    (1, 'same scene')
+    """
+
+    def __init__(self, gate: GateSettings | None = None) -> None:
+        self.gate = AskGate(replace(gate or GateSettings(), rate=1000.0))
+        self.kept: KeptFrame | None = None
+
+    @property
+    def status(self) -> str:
+        """What the camera is doing: ``moving``, ``settling``, ``focusing``, ``new scene``, ``same
+        scene``, ``too dark``, ``blurred or blank`` (``starting`` before the first frame)."""
+        return self.gate.status
+
+    def update(self, frame: Frame) -> bool:
+        """Measure ``frame``; returns whether the kept frame changed."""
+        trigger = self.gate.update(frame)
+        if trigger is not None:
+            self.gate.done()  # nothing is sent: the person asks when they want
+            self.kept = KeptFrame(trigger.frame, trigger.info, trigger.scene)
+            return True
+        kept, since = self.kept, self.gate.still_since
+        if kept is None or since is None or self.gate.status != "same scene":
+            return False
+        last = self.gate.tracker.last
+        assert last is not None
+        best = self.gate.tracker.best_frame(last.timestamp - since)
+        if (best is not None and best.frame is not kept.frame and best.info.sharpness > FOCUS_GAIN * kept.info.sharpness
+                and scene_distance(best.info.dhash, kept.info.dhash) <= self.gate.settings.scene_threshold):
+            self.kept = KeptFrame(best.frame, best.info, kept.scene)
+            return True
+        return False
+
+    def frame_for_asking(self, window: float = 2.0) -> KeptFrame | None:
+        """The kept still frame; when there is none yet (the camera never stopped moving), the
+        sharpest usable frame of the last ``window`` seconds, marked ``still=False``."""
+        if self.kept is not None:
+            return self.kept
+        best = self.gate.tracker.best_frame(window, still_only=False)
+        return None if best is None else KeptFrame(best.frame, best.info, 0, still=False)
+
+    def reset(self) -> None:
+        """Forget the kept frame and the stream (the camera was restarted)."""
+        self.gate = AskGate(self.gate.settings)
+        self.kept = None
+
 
 # -- asking -------------------------------------------------------------------------------------------
 
@@ -448,4 +523,5 @@ def watch(source: Any, question: str, **kwargs: Any) -> Iterator[LiveAnswer]:
         yield from session.answers()
 
 
-__all__ = ["AskGate", "GateSettings", "LiveAnswer", "LiveSession", "LiveSummary", "Trigger", "watch"]
+__all__ = ["AskGate", "GateSettings", "KeptFrame", "LiveAnswer", "LiveSession", "LiveSummary", "StillKeeper", "Trigger",
+           "watch"]

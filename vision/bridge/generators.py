@@ -490,6 +490,24 @@ _CLASSES: dict[tuple[str, str], type[Generator]] = {
 }
 
 
+def known_generators(kind: Kind, config: Config | None = None) -> list[str]:
+    """Generator names for a picker: the default (``image_model`` / ``video_model``) first, then every
+    entry of the generator table that names one model (a glob only by its trailing ``*``), neither retired
+    nor deprecated."""
+    config = config or get_config()
+    out = [config.settings.image_model if kind == "image" else config.settings.video_model]
+    for facts in config.generators:
+        name = facts.match.removesuffix("*")
+        if (facts.kind != kind or facts.retired or facts.deprecated or not facts.provider or not name
+                or name.endswith(("-", "/"))
+                or any(c in name for c in "*?[")):
+            continue
+        full = f"{facts.provider}/{name}"
+        if full not in out:
+            out.append(full)
+    return out
+
+
 def get_generator(name: str | None, kind: Kind, *, config: Config | None = None, **kwargs: Any) -> Generator:
     """The generator called ``name`` (default: ``settings.image_model`` / ``settings.video_model``)."""
     config = config or get_config()

@@ -143,10 +143,15 @@ def plan_imagine(
     output_format: str | None = None,
     writer_model: str | None = None,
     budget_usd: float | None = None,
+    prompt: str | None = None,
+    video_prompt: str | None = None,
     config: Config | None = None,
     generator_kwargs: dict[str, Any] | None = None,
 ) -> ImaginePlan:
-    """Write the prompts and build (and price) every job, submitting nothing."""
+    """Write the prompts and build (and price) every job, submitting nothing.
+
+    ``prompt`` and ``video_prompt`` replace the written prompts with the person's corrected ones (the
+    source and the writer are still recorded, and the prompt is marked edited)."""
     config = config or get_config()
     gkw = generator_kwargs or {}
     if not 1 <= n <= 16:
@@ -159,38 +164,43 @@ def plan_imagine(
     source = build_source(caption, headlines=headlines, from_image=from_image, describe_model=writer.describer,
                           seed=seed, config=config)
     jobs: list[PlannedJob] = []
-    image_prompt = video_prompt = None
+    written_image: WrittenPrompt | None = None
+    written_video: WrittenPrompt | None = None
     writer_cost: float | None = 0.0
     if video_from is None:
         gen = get_generator(image_model, "image", config=config, **gkw)
-        image_prompt = writer.write(source, gen.facts, style=style, raw=raw, kind="image")
-        writer_cost = _add(writer_cost, image_prompt.cost_usd)
-        base = GenerationRequest(prompt=image_prompt.prompt, negative_prompt=image_prompt.negative_prompt,
+        written_image = writer.write(source, gen.facts, style=style, raw=raw, kind="image")
+        if prompt is not None:
+            written_image = written_image.edited_to(prompt)
+        writer_cost = _add(writer_cost, written_image.cost_usd)
+        base = GenerationRequest(prompt=written_image.prompt, negative_prompt=written_image.negative_prompt,
                                  seed=seed, aspect_ratio=aspect_ratio, size=size, output_format=output_format,
-                                 disable_rewriter=image_prompt.expanded)
+                                 disable_rewriter=written_image.expanded)
         per_job = gen.facts.max_count if gen.facts.inputs.count else 1
         left, k = n, 0
         while left > 0:
             count = min(per_job, left)
             req = replace(base, count=count, seed=None if seed is None else seed + k)
-            jobs.append(_planned(gen, req, image_prompt))
+            jobs.append(_planned(gen, req, written_image))
             left -= count
             k += 1
     if video:
         vgen = get_generator(video_model, "video", config=config, **gkw)
-        video_prompt = writer.write(source, vgen.facts, style=style, raw=raw, kind="video")
-        writer_cost = _add(writer_cost, video_prompt.cost_usd)
+        written_video = writer.write(source, vgen.facts, style=style, raw=raw, kind="video")
+        if video_prompt is not None:
+            written_video = written_video.edited_to(video_prompt)
+        writer_cost = _add(writer_cost, written_video.cost_usd)
         start = None
         if vgen.facts.inputs.image:
             start = StartImage(Path(video_from).expanduser().resolve()) if video_from else StartImage(GENERATED_IMAGE)
         elif video_from:
             raise ValueError(f"{vgen.name} makes videos from text only: it cannot start from {video_from}")
-        vreq = GenerationRequest(prompt=video_prompt.prompt, negative_prompt=video_prompt.negative_prompt, seed=seed,
+        vreq = GenerationRequest(prompt=written_video.prompt, negative_prompt=written_video.negative_prompt, seed=seed,
                                  seconds=seconds, image=start, aspect_ratio=aspect_ratio if start is None else None,
-                                 disable_rewriter=video_prompt.expanded)
-        jobs.append(_planned(vgen, vreq, video_prompt))
+                                 disable_rewriter=written_video.expanded)
+        jobs.append(_planned(vgen, vreq, written_video))
     budget = budget_usd if budget_usd is not None else config.settings.budget_usd
-    return ImaginePlan(source, image_prompt, video_prompt, jobs, writer_cost, budget)
+    return ImaginePlan(source, written_image, written_video, jobs, writer_cost, budget)
 
 
 def _planned(gen: Generator, req: GenerationRequest, written: WrittenPrompt) -> PlannedJob:

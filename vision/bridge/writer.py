@@ -24,7 +24,7 @@ import logging
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -259,6 +259,19 @@ class WrittenPrompt:
     seed: int | None = None
     temperature: float | None = None
     cost_usd: float | None = 0.0
+    edited: bool = False  # the person changed the written prompt before it was sent
+
+    def edited_to(self, text: str) -> WrittenPrompt:
+        """This prompt as the person corrected it (the writer's record is kept, marked edited)."""
+        text = text.strip()
+        if not text:
+            raise ValueError(f"the {self.kind} prompt is empty: write one, or leave the written one")
+        if len(text) > self.max_chars:
+            raise ValueError(f"the {self.kind} prompt has {len(text)} characters but the generator accepts at most "
+                             f"{self.max_chars}; shorten it")
+        if text == self.prompt:
+            return self
+        return replace(self, prompt=text, edited=True)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from ..ocr.result import OcrResult
 
@@ -61,6 +61,13 @@ class Document(BaseModel):
     warnings: list[str] = Field(default_factory=list)
     source: str | None = None
     engine: str | None = None
+    _ocr: OcrResult | None = PrivateAttr(default=None)
+
+    @property
+    def ocr(self) -> OcrResult | None:
+        """The OCR result the document was parsed from (words and boxes, for overlays); not serialised,
+        so ``None`` for a document loaded from JSON."""
+        return self._ocr
 
     @property
     def failed_checks(self) -> list[Check]:
@@ -82,6 +89,7 @@ class Document(BaseModel):
         then run the checks."""
         self.evidence = evidence
         if isinstance(source, OcrResult):
+            self._ocr = source
             self.low_confidence = flagged_words(source)
             self.engine = source.engine
             self.warnings = [*source.warnings, *self.warnings]

@@ -37,6 +37,7 @@ class TesseractEngine:
     """
 
     name = "tesseract"
+    upscale_small_text = True  # Tesseract reads best with letters 20-30 px high
 
     def __init__(self, *, timeout: float = 120.0) -> None:
         try:
@@ -93,6 +94,9 @@ class RapidOcrEngine:
     """
 
     name = "rapidocr"
+    # enlarging small print before reading helps it too: the recogniser's own resize of a small crop
+    # loses more than a cubic enlargement first (dates right on 100% of SROIE against 92% without)
+    upscale_small_text = True
 
     def __init__(self) -> None:
         from .rapid import RapidOcrPipeline
@@ -119,6 +123,7 @@ class CombinedEngine:
     """
 
     name = "combined"
+    upscale_small_text = True
 
     def __init__(self) -> None:
         self._rapid = RapidOcrEngine()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from contextlib import closing
 from pathlib import Path
+from typing import Any
 
 from PIL import Image, ImageDraw
 
@@ -46,3 +48,23 @@ def save_overlay(frame: Frame, result: OcrResult, path: str | Path, *, low: floa
     bio = io.BytesIO()
     draw_overlay(frame, result, low=low, page=page).save(bio, format="PNG")
     return atomic_write_bytes(path, bio.getvalue())
+
+
+def page_overlays(source: Any, result: OcrResult, *, dpi: int = 200, password: str | None = None,
+                  low: float = LOW_CONFIDENCE, max_pages: int | None = None) -> list[Image.Image]:
+    """The overlay of each page of ``source`` as :func:`~vision.ocr.read` read it: one for an image, one
+    per page for a PDF (rendered at the same ``dpi``), at most ``max_pages``."""
+    from .reader import _is_pdf_source
+
+    if not _is_pdf_source(source):
+        frame = source if isinstance(source, Frame) else Frame.load(source)
+        return [draw_overlay(frame, result, low=low)]
+    from .pdf import iter_pages
+
+    out = []
+    with closing(iter_pages(source, dpi=dpi, password=password)) as pages:
+        for page in pages:
+            if max_pages is not None and page.index >= max_pages:
+                break
+            out.append(draw_overlay(page.render(), result, low=low, page=page.index))
+    return out

@@ -23,9 +23,10 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Preprocess:
-    """Which steps to apply. The defaults are what ``benchmarks/ocr_bench.py`` measured as not
-    hurting receipts and helping tilted or small-print photos; contrast and border are off because
-    they made the SROIE receipts slightly worse."""
+    """Which steps to apply. Measured on the 50 SROIE receipts with Tesseract
+    (``benchmarks/ocr_bench.py``): deskew and upscale raise the totals read right from 72% to 74%
+    and the dates from 80% to 86% (the raw CER moves from 0.222 to 0.235), and they rescue tilted
+    photos and small print; contrast and border made the receipts slightly worse, so they are off."""
 
     deskew: bool = True
     orient: bool = False

@@ -80,6 +80,8 @@ def read_frame(frame: Frame, *, engine: str = "auto", lang: str = "eng", psm: in
     """OCR one image: preprocessed, in strips when very tall, boxes in the image's coordinates."""
     start = time.perf_counter()
     ocr = get_engine(engine)
+    if preprocess is None:
+        preprocess = Preprocess(upscale=getattr(ocr, "upscale_small_text", True))
     results = []
     for top, strip in _strips(frame):
         prepared = prepare(strip, preprocess)

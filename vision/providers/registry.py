@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
-from ..config import Config, get_config
+from ..config import Config, ProviderPreset, get_config
+from ..errors import ConfigurationError
 from .base import BaseVisionModel
 
 _KINDS: dict[str, str] = {
@@ -45,4 +47,29 @@ def describe_providers(config: Config | None = None) -> list[dict[str, Any]]:
             "ready": (not p.key_required()) or bool(p.api_key()),
             "example": "local" if p.kind == "local" else f"{name}/<model>",
         })
+    return out
+
+
+def is_connected(preset: ProviderPreset) -> bool:
+    """Whether this machine was pointed at the provider: its key is set, or its endpoint was given in the
+    environment (a server on this machine or the test server), and nothing it needs is missing."""
+    if preset.kind == "local":
+        return True
+    told = bool(preset.api_key()) or bool(preset.base_url_env and os.environ.get(preset.base_url_env))
+    return told and (not preset.key_required() or bool(preset.api_key()))
+
+
+def model_choices(config: Config | None = None) -> list[str]:
+    """Model names worth offering in a picker: ``local`` first, then the default model and every alias
+    whose provider is connected (:func:`is_connected`), each model once, in the config's order."""
+    config = config or get_config()
+    out, seen = ["local"], set()
+    for name in [config.settings.default_model, *config.aliases]:
+        try:
+            preset, model_id = config.resolve_model(name)
+        except ConfigurationError:
+            continue
+        if preset.kind != "local" and is_connected(preset) and (preset.name, model_id) not in seen:
+            seen.add((preset.name, model_id))
+            out.append(name)
     return out

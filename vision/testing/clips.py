@@ -15,7 +15,7 @@ tests know which frames are still, sharp or dark.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -173,4 +173,31 @@ def write_clip(path: str | Path, scenes: Sequence[np.ndarray], timeline: Sequenc
     return labels
 
 
-__all__ = ["Shot", "dark", "hold", "pan", "render", "table_texture", "text_card", "write_clip"]
+def write_y4m(path: str | Path, frames: Iterable[np.ndarray], *, fps: int = 10, bgr: bool = True) -> int:
+    """Write frames (BGR as :func:`render` yields them, or RGB with ``bgr=False``) as a YUV4MPEG2 file:
+    what Chromium's ``--use-file-for-fake-video-capture`` plays as a webcam. Width and height must be even.
+    Returns the number of frames written."""
+    path = Path(path)
+    n = 0
+    size: tuple[int, int] | None = None
+    with path.open("wb") as fh:
+        for frame in frames:
+            h, w = frame.shape[:2]
+            if size is None:
+                if w % 2 or h % 2:
+                    raise ValueError(f"a .y4m clip needs an even width and height, got {w}x{h}")
+                size = (w, h)
+                fh.write(f"YUV4MPEG2 W{w} H{h} F{fps}:1 Ip A1:1 C420jpeg\n".encode())
+            elif (w, h) != size:
+                raise ValueError(f"frame {n} is {w}x{h}, the clip is {size[0]}x{size[1]}")
+            code = cv2.COLOR_BGR2YUV_I420 if bgr else cv2.COLOR_RGB2YUV_I420
+            fh.write(b"FRAME\n")
+            fh.write(cv2.cvtColor(np.ascontiguousarray(frame), code).tobytes())
+            n += 1
+    if n == 0:
+        path.unlink()
+        raise ValueError("no frames to write")
+    return n
+
+
+__all__ = ["Shot", "dark", "hold", "pan", "render", "table_texture", "text_card", "write_clip", "write_y4m"]
