@@ -18,7 +18,7 @@ import gradio as gr
 
 from vision.config import get_config
 from vision.council import default_members
-from vision.errors import MissingApiKeyError, MissingExtraError, VisionError
+from vision.errors import MissingApiKeyError, VisionError
 from vision.providers.registry import model_choices
 
 log = logging.getLogger("apps")
@@ -49,8 +49,6 @@ def page_message(exc: BaseException) -> str:
     if isinstance(exc, MissingApiKeyError):
         return (f"{exc.provider} needs an API key: set {exc.env_var} in the environment the app is started from, "
                 "then restart the app.")
-    if isinstance(exc, MissingExtraError):
-        return str(exc)
     if isinstance(exc, (VisionError, ValueError)):
         return str(exc)
     return f"Something went wrong ({type(exc).__name__}); the details are in the app's log."

@@ -1,7 +1,7 @@
 """Label & Receipt: read a receipt or a product label on this machine, correct it, then have it explained.
 
 Step 1 runs here: OCR (:func:`vision.documents.extract`), the overlay with the words OCR doubted
-shaded (:func:`vision.ocr.page_overlays`), and the fields and checks in a table the person corrects
+shaded (:func:`vision.ocr.draw_overlay`), and the fields and checks in a table the person corrects
 (:mod:`vision.documents.review`). Step 2 sends the picture and the *confirmed* transcription to a
 model (:func:`vision.documents.explain.explain`), which cross-checks its own reading of the key
 numbers. The result downloads as JSON and CSV.
@@ -24,7 +24,7 @@ from vision.documents import KINDS, Document, extract
 from vision.documents.explain import ExplainResult, explain
 from vision.documents.review import FieldRow, apply_rows, field_rows, to_csv
 from vision.frame import Frame
-from vision.ocr import available_engines, page_overlays
+from vision.ocr import available_engines, draw_overlay
 from vision.ocr.pdf import is_pdf, iter_pages
 
 from .common import TITLE, connect_hint, download_dir, model_dropdown, samples, shows_errors, usd
@@ -133,12 +133,15 @@ def read(upload: str | None, kind: str, engine: str, state: LabelState) -> tuple
     state.source = source
     state.name = Path(source).name if isinstance(source, str) else "camera.jpg"
     state.explained = None
-    doc = extract(source, kind=kind, engine=None if engine in (None, "", BEST_ENGINE) else engine)
-    state.document = doc
     state.pages, pdf = _pictures(source)
+    # an image is decoded once, here, and read from that frame; a PDF is read from the file (its text
+    # layer), and its overlays drawn on the pages already rendered (the reader's dpi)
+    doc = extract(source if pdf else state.pages[0], kind=kind,
+                  engine=None if engine in (None, "", BEST_ENGINE) else engine)
+    state.document = doc
     overlays = []
     if doc.ocr is not None:
-        images = page_overlays(source if pdf else state.pages[0], doc.ocr, max_pages=MAX_PAGES)
+        images = [draw_overlay(p, doc.ocr, page=i if pdf else None) for i, p in enumerate(state.pages)]
         overlays = [(img, f"page {i + 1}" if len(images) > 1 else "what OCR read") for i, img in enumerate(images)]
     return (overlays, *_document_outputs(state), "")
 

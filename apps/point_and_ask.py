@@ -47,6 +47,10 @@ class PointState:
     chat_key: tuple[str, str] | None = None  # the (model, preset) the conversation was started with
     shown: str | None = None  # digest of the frame the page shows
     status: str = ""  # the camera status line the page shows
+    # the last camera estimate and what it depends on (frame size, question, model, preset): a new still
+    # frame of the same size costs the same, so it is not planned (resized, encoded) again
+    estimate_for: tuple[Any, ...] | None = None
+    estimate_text: str = ""
 
     def live_frame(self) -> Frame | None:
         """The picture a new chat would use now."""
@@ -152,7 +156,11 @@ def on_camera_frame(image: np.ndarray | None, question: str, model: str, preset:
         state.status = status_out = status
     if picture is None:
         return gr.skip(), status_out, gr.skip()
-    return picture, status_out, estimate(question, model, preset, state)
+    depends_on = (picture.shape[:2], question, model, preset)
+    if depends_on != state.estimate_for:
+        text = estimate(question, model, preset, state)
+        state.estimate_for, state.estimate_text = (depends_on if text.startswith("Before asking") else None), text
+    return picture, status_out, state.estimate_text
 
 
 def _show(state: PointState) -> tuple[Any, str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import os
+import secrets
 import tempfile
 from pathlib import Path
 from types import ModuleType
@@ -12,16 +13,23 @@ from types import ModuleType
 from .errors import MissingExtraError
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+def atomic_write_bytes(path: str | Path, data: bytes, *, private: bool = True) -> Path:
     """Write ``data`` to a temporary file beside ``path``, fsync it, and rename it into place.
 
-    A crash or a full disk never leaves a half-written file at ``path``.
+    A crash or a full disk never leaves a half-written file at ``path``, only a hidden
+    ``.NAME.*.part`` beside it. ``private``: readable by this user only (0600); else the umask's
+    mode, like any new file (outputs others may read: galleries, batch results).
     """
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".part", dir=p.parent)
+    if private:
+        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".part", dir=p.parent)
+        out = os.fdopen(fd, "wb")
+    else:
+        tmp = str(p.with_name(f".{p.name}.{secrets.token_hex(4)}.part"))
+        out = open(tmp, "xb")  # noqa: SIM115 - closed by the with below
     try:
-        with os.fdopen(fd, "wb") as fh:
+        with out as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
@@ -32,8 +40,8 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     return p
 
 
-def atomic_write_text(path: str | Path, text: str) -> Path:
-    return atomic_write_bytes(path, text.encode("utf-8"))
+def atomic_write_text(path: str | Path, text: str, *, private: bool = True) -> Path:
+    return atomic_write_bytes(path, text.encode("utf-8"), private=private)
 
 
 def sha256_hex(data: bytes) -> str:

@@ -179,6 +179,7 @@ class DaskExecutor(Executor):
         self.client: Any = None
         self.run_id = uuid.uuid4().hex[:12]
         self._plugin: str | None = None
+        self._task_link: DaskLink | None = None  # set when the batch asks a model
         self._futures: dict[Any, int] = {}
         self._slots = 2
         self._slots_at = 0.0
@@ -283,9 +284,8 @@ class DaskExecutor(Executor):
         return self._slots
 
     def submit(self, ticket: int, task: Task, item: InputFile, known_key: str | None) -> None:
-        link = getattr(self, "_task_link", None)
-        fut = self.client.submit(process_file, task, item, link, known_key, key=f"vision-batch-{self.run_id}-{ticket}",
-                                 pure=False, retries=self.retries)
+        fut = self.client.submit(process_file, task, item, self._task_link, known_key,
+                                 key=f"vision-batch-{self.run_id}-{ticket}", pure=False, retries=self.retries)
         self._futures[fut] = ticket
 
     def poll(self, timeout: float) -> list[Finished]:

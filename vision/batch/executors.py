@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
-import time
 from abc import ABC, abstractmethod
 from collections import deque
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -54,10 +53,6 @@ class Executor(ABC):
     @abstractmethod
     def slots(self) -> int:
         """How many inputs to keep in flight."""
-
-    @property
-    def workers(self) -> int:
-        return 1
 
     def describe(self) -> str:
         return self.name
@@ -151,10 +146,6 @@ class ProcessExecutor(Executor):
     @property
     def slots(self) -> int:
         return self.n * 2
-
-    @property
-    def workers(self) -> int:
-        return self.n
 
     def describe(self) -> str:
         return f"process pool of {self.n} worker(s)"
@@ -266,10 +257,3 @@ def make_executor(executor: str | None = None, *, workers: int | None = None, sc
 
     return DaskExecutor(scheduler=scheduler, n_workers=local_cluster or workers, dashboard=dashboard,
                         retries=retries)
-
-
-def wait_a_little(seconds: float) -> None:
-    """Sleep in small steps (so Ctrl-C in the driver is noticed quickly)."""
-    end = time.monotonic() + seconds
-    while (left := end - time.monotonic()) > 0:
-        time.sleep(min(left, 0.1))

@@ -221,8 +221,6 @@ def run_pipeline(
 def _drive(task: Task, sources: str | Sequence[str], store: ResultStore, executor: Executor, report: BatchReport,
            stop: threading.Event, progress: Callable[[BatchReport], None] | None, counter: _Counter) -> None:
     inputs: Iterator[InputFile] = iter_inputs(sources)
-    several = not isinstance(sources, str) and len(sources) > 1
-    seen: set[str] = set()
     tickets: dict[int, InputFile] = {}
     to_forget: list[str] = []  # ask ids whose records are written: the coordinator may drop their answers
     next_ticket = 0
@@ -240,10 +238,6 @@ def _drive(task: Task, sources: str | Sequence[str], store: ResultStore, executo
                     listing = False
                     report.total = report.listed
                     break
-                if several:
-                    if item.location in seen:
-                        continue
-                    seen.add(item.location)
                 report.listed += 1
                 if store.unchanged(item.location, item.size, item.mtime_ns):
                     report.skipped += 1
@@ -338,16 +332,10 @@ class _Counter:
 
     def _run(self) -> None:
         n = 0
-        seen: set[str] = set()
-        several = not isinstance(self.sources, str) and len(self.sources) > 1
         try:
-            for item in iter_inputs(self.sources):
+            for _ in iter_inputs(self.sources):
                 if self._halt.is_set():
                     return
-                if several:
-                    if item.location in seen:
-                        continue
-                    seen.add(item.location)
                 n += 1
         except Exception as exc:  # the driver's own listing reports the problem
             log.debug("counting the inputs failed: %s", exc)

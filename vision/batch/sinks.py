@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import BatchError, MissingExtraError
+from ..util import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
@@ -42,19 +43,8 @@ PARQUET = "parquet"
 
 
 def atomic_write(path: Path, data: bytes | str) -> None:
-    """Write to a hidden temporary file beside ``path``, sync it, rename it into place (the umask's mode)."""
-    raw = data.encode("utf-8") if isinstance(data, str) else data
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(tmp, "xb") as fh:
-            fh.write(raw)
-            fh.flush()
-            os.fsync(fh.fileno())
-        tmp.replace(path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    """An output file written whole or not at all, in the umask's mode (see :func:`vision.util.atomic_write_bytes`)."""
+    atomic_write_bytes(path, data.encode("utf-8") if isinstance(data, str) else data, private=False)
 
 
 def iter_jsonl(path: Path) -> Iterator[dict[str, Any]]:
@@ -102,7 +92,6 @@ class ResultStore:
         self._results: Any = None
         self._failures: Any = None
         self._last_sync = time.monotonic()
-        self.duplicates = 0
 
     # -- opening ----------------------------------------------------------------------------------
 
@@ -122,6 +111,8 @@ class ResultStore:
     def _open(self) -> None:
         _lock_or_refuse(self._results, self.results_path)
         _end_with_newline(self.results_path)
+        if self.parquet:
+            self.parquet.open()
         for rec in iter_jsonl(self.results_path):
             key, source = rec.get("key"), rec.get("source")
             if not key or "error" in rec or not source:
@@ -129,8 +120,8 @@ class ResultStore:
             self._keys.add(key)
             self._done[source] = (key, rec.get("bytes"), rec.get("mtime_ns"))
             self.spent_usd += float((rec.get("ask") or {}).get("cost_usd") or 0.0)
-        if self.parquet:
-            self.parquet.open(self.results_path)
+            if self.parquet:
+                self.parquet.add(rec)  # a record the JSONL has but Parquet lacks (add skips the others)
         if self.failures_path:
             _end_with_newline(self.failures_path)
             self._failures = open(self.failures_path, "a", encoding="utf-8")  # noqa: SIM115 - open until close()
@@ -142,12 +133,6 @@ class ResultStore:
         self.close()
 
     # -- queries ----------------------------------------------------------------------------------
-
-    def __len__(self) -> int:
-        return len(self._keys)
-
-    def __contains__(self, key: object) -> bool:
-        return key in self._keys
 
     def known_key(self, location: str) -> str | None:
         """The key this location had when it was last done (its bytes decide whether it still is)."""
@@ -165,7 +150,6 @@ class ResultStore:
         """Append one record (flushed); False, and nothing written, if its key is already there."""
         key = record["key"]
         if key in self._keys:
-            self.duplicates += 1
             return False
         self._results.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
         self._results.flush()
@@ -353,22 +337,18 @@ class ParquetSink:
         self._run = uuid.uuid4().hex[:8]
         self._seq = 0
         self._last = time.monotonic()
-        self.parts_written = 0
 
-    def open(self, results: Path) -> None:
-        """Read the keys already in Parquet and queue the records the JSONL has but Parquet lacks."""
+    def open(self) -> None:
+        """Read the keys already in Parquet (the store then adds what the JSONL has and Parquet lacks)."""
         _, pq = _pyarrow()
         self.schema = parquet_schema()
         self.doc_cols = document_columns()
         self.directory.mkdir(parents=True, exist_ok=True)
-        for tmp in self.directory.rglob(".part-*.tmp"):
+        for tmp in self.directory.rglob(".part-*"):
             tmp.unlink(missing_ok=True)  # left by a crash mid-write: never renamed, never visible
         for part in sorted(self.directory.rglob("part-*.parquet")):
             table = pq.read_table(part, columns=["key"])
             self._keys.update(table.column("key").to_pylist())
-        for rec in iter_jsonl(results):
-            if rec.get("key") and "error" not in rec and rec["key"] not in self._keys:
-                self.add(rec)
 
     def add(self, record: dict[str, Any]) -> None:
         key = record["key"]
@@ -392,7 +372,6 @@ class ParquetSink:
             self._seq += 1
             name = f"part-{time.strftime('%Y%m%d%H%M%S')}-{self._run}-{self._seq:05d}.parquet"
             atomic_write(self.directory / f"kind={kind}" / name, buf.getvalue())
-            self.parts_written += 1
             self._buffers[kind] = []
         self._last = time.monotonic()
 

@@ -37,10 +37,6 @@ class InputFile:
     mtime_ns: int | None = None  # local files only: with the size, lets a re-run skip without reading
 
     @property
-    def is_url(self) -> bool:
-        return is_url(self.location)
-
-    @property
     def name(self) -> str:
         return self.location.rstrip("/").rsplit("/", 1)[-1]
 
@@ -58,17 +54,23 @@ def key_for(location: str, sha256: str) -> str:
 def iter_inputs(specs: str | Sequence[str], *, extensions: set[str] | None = EXTENSIONS) -> Iterator[InputFile]:
     """Every input named by ``specs`` (directories, globs, files, URLs), lazily, in a stable order.
 
-    A path that does not exist is yielded as is (the batch reports it as failed).
+    A path that does not exist is yielded as is (the batch reports it as failed). With several
+    specs, an input two of them name is yielded once.
     """
+    several = not isinstance(specs, str) and len(specs) > 1
+    seen: set[str] = set()
     for spec in [specs] if isinstance(specs, str) else specs:
         if not spec:
             raise ValueError("an empty input name")
         if spec.startswith("file://"):
             spec = spec[len("file://"):]
-        if is_url(spec):
-            yield from _iter_fsspec(spec, extensions)
-        else:
-            yield from _iter_local(spec, extensions)
+        items = _iter_fsspec(spec, extensions) if is_url(spec) else _iter_local(spec, extensions)
+        for item in items:
+            if several:
+                if item.location in seen:
+                    continue
+                seen.add(item.location)
+            yield item
 
 
 def _iter_local(spec: str, extensions: set[str] | None) -> Iterator[InputFile]:
@@ -166,30 +168,29 @@ def _iter_fsspec(url: str, extensions: set[str] | None) -> Iterator[InputFile]:
 
 
 def read_input(location: str, *, max_bytes: int | None = None) -> bytes:
-    """The bytes of one input (local path or URL); typed errors for missing, unreadable or too big."""
+    """The bytes of one input (local path or URL); typed errors for missing, unreadable or too big.
+
+    Read with a bound, not checked with a stat first: no extra request per object in a bucket, and a
+    file that grows after the listing is caught all the same.
+    """
+    limit = -1 if not max_bytes else max_bytes + 1
     try:
         if is_url(location):
             fs, path = filesystem(location)
-            size = fs.size(path)
-            if max_bytes and size and size > max_bytes:
-                raise ImageError(f"{size / 1e6:.1f} MB, over the {max_bytes / 1e6:.0f} MB limit", source=location)
             with fs.open(path, "rb") as fh:
-                return bytes(fh.read())
-        size = Path(location).stat().st_size
-        if max_bytes and size > max_bytes:
-            raise ImageError(f"{size / 1e6:.1f} MB, over the {max_bytes / 1e6:.0f} MB limit", source=location)
-        with open(location, "rb") as fh:
-            return fh.read()
+                data = bytes(fh.read(limit))
+        else:
+            with open(location, "rb") as fh:
+                data = fh.read(limit)
+        if max_bytes and len(data) > max_bytes:
+            raise ImageError(f"over the {max_bytes / 1e6:.0f} MB limit", source=location)
+        return data
     except FileNotFoundError as exc:
         raise ImageError("no such file", source=location) from exc
     except IsADirectoryError as exc:
         raise ImageError("is a directory, not an image file", source=location) from exc
     except OSError as exc:
         raise ImageError(f"cannot read: {exc.strerror or exc}", source=location) from exc
-
-
-def sha256_of(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def input_key(path: str | Path) -> str:

@@ -25,8 +25,9 @@ from ..errors import (
     RateLimitError,
     VisionError,
 )
+from ..util import sha256_hex
 from .coordinator import Coordinator, Link, LocalLink
-from .sources import InputFile, key_for, read_input, sha256_of
+from .sources import InputFile, key_for, read_input
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +93,7 @@ def process_file(task: Task, item: InputFile, link: Link | None = None, known_ke
         data = read_input(item.location, max_bytes=MAX_INPUT_BYTES)
     except (VisionError, OSError) as exc:
         return _failed(out, None, exc, start)
-    sha = sha256_of(data)
+    sha = sha256_hex(data)
     key = key_for(item.location, sha)
     out["key"] = key
     if known_key is not None and key == known_key:
@@ -315,8 +316,9 @@ class AskGuard:
     def _wait_for_slot(self, tokens: int) -> None:
         while True:
             delay = self.link.call("slot", tokens=tokens)
-            if delay > 0:
-                self.sleep(delay)
+            if delay <= 0:  # the slot already allows for any 429's "not before" time
+                return
+            self.sleep(delay)
             remaining = self.link.call("wait")  # a 429 elsewhere while this worker waited
             if remaining <= 0:
                 return

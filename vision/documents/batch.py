@@ -10,12 +10,10 @@ every line is written and flushed as its file finishes; a file that fails is a l
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..batch.executors import LocalExecutor, ProcessExecutor
-from ..batch.pipeline import BatchReport as _PipelineReport
-from ..batch.pipeline import run_pipeline
+from ..batch.pipeline import BatchReport, run_pipeline
 from ..batch.sinks import ResultStore, iter_jsonl
 from ..batch.sources import EXTENSIONS, input_key, iter_inputs
 from ..batch.work import Task
@@ -34,15 +32,6 @@ def done_keys(out: Path) -> set[str]:
     return {r["key"] for r in iter_jsonl(out) if r.get("key") and "error" not in r}
 
 
-@dataclass
-class BatchReport:
-    done: int = 0
-    skipped: int = 0
-    failed: int = 0
-    failures: list[tuple[str, str]] = field(default_factory=list)
-    interrupted: bool = False
-
-
 def run_batch(
     spec: str,
     out: Path,
@@ -58,11 +47,10 @@ def run_batch(
     executor = LocalExecutor() if workers == 1 else ProcessExecutor(workers)
     last = [0]
 
-    def on_progress(r: _PipelineReport) -> None:
+    def on_progress(r: BatchReport) -> None:
         if progress and r.finished > last[0] and r.last:
             last[0] = r.finished
             progress(r.finished, r.total or r.listed, r.last)
 
     out.parent.mkdir(parents=True, exist_ok=True)
-    report = run_pipeline(task, spec, ResultStore(out), executor, progress=on_progress, handle_sigint=handle_sigint)
-    return BatchReport(report.done, report.skipped, report.failed, report.failures, report.interrupted)
+    return run_pipeline(task, spec, ResultStore(out), executor, progress=on_progress, handle_sigint=handle_sigint)
