@@ -44,9 +44,15 @@ PIPELINES = {
     "baseline": "pytesseract.image_to_string, default settings",
     "tesseract-raw": "ours: Tesseract psm by kind, no preprocessing",
     "tesseract": "ours: Tesseract psm by kind, deskew + upscale of small text",
-    "rapidocr": "ours: RapidOCR, reduced detection, 32 px recognition, spacing from ink gaps (receipt default)",
+    "rapidocr": "ours: RapidOCR on OpenVINO (the receipt default), tuned detection, spacing from ink gaps",
+    "rapidocr-ort": "ours: the same on onnxruntime (VISION_OCR_RUNTIME=onnxruntime, when OpenVINO is missing)",
     "combined": "ours: RapidOCR characters + Tesseract spacing",
 }
+
+
+# Ground truth that is not in its image: label_02_per_serving_only.png shares label_02's annotation, but
+# the crop ends at "2/3 cup (14", so "(140g)" cannot be read from it. Counted apart (and shown), never as right.
+NOT_IN_IMAGE = {"label_02_per_serving_only.serving_size": "the photo is cropped at '2/3 cup (14'"}
 
 
 # --- metrics -----------------------------------------------------------------------------------------
@@ -147,6 +153,8 @@ def run_one(pipeline: str, quick: bool) -> dict[str, Any]:
     cv2.setNumThreads(1)
     if pipeline != "baseline":
         os.environ["OMP_THREAD_LIMIT"] = "1"
+    if pipeline == "rapidocr-ort":
+        os.environ["VISION_OCR_RUNTIME"] = "onnxruntime"
     from vision.documents import parse_nutrition, parse_receipt
     from vision.frame import Frame
     from vision.ocr import Preprocess, read
@@ -163,7 +171,7 @@ def run_one(pipeline: str, quick: bool) -> dict[str, Any]:
             with Image.open(path) as img:
                 text = pytesseract.image_to_string(img)
             return [ln for ln in text.splitlines() if ln.strip()], text
-        engine = {"tesseract-raw": "tesseract"}.get(pipeline, pipeline)
+        engine = {"tesseract-raw": "tesseract", "rapidocr-ort": "rapidocr"}.get(pipeline, pipeline)
         pre = Preprocess.none() if pipeline == "tesseract-raw" else None
         result = read(Frame.from_path(path), engine=engine, kind=kind, preprocess=pre)
         return [ln.text for ln in result.lines], result
@@ -203,6 +211,7 @@ def run_one(pipeline: str, quick: bool) -> dict[str, Any]:
     fields_ok = fields_all = 0
     label_seconds = 0.0
     wrong: dict[str, Any] = {}
+    unreadable: dict[str, Any] = {}
     labels = sorted(glob.glob(str(NUTRITION / "images" / "*.png")))
     if quick:
         labels = labels[:1]
@@ -217,13 +226,18 @@ def run_one(pipeline: str, quick: bool) -> dict[str, Any]:
         for field, value in truth.items():
             if field == "image":
                 continue
-            fields_all += 1
             expected = str(value).lower() if field == "serving_size" else str(Decimal(str(value)).normalize())
+            key = f"{Path(path).stem}.{field}"
+            if key in NOT_IN_IMAGE:
+                unreadable[key] = [expected, got.get(field)]
+                continue
+            fields_all += 1
             if got.get(field) == expected:
                 fields_ok += 1
             else:
-                wrong[f"{Path(path).stem}.{field}"] = [expected, got.get(field)]
+                wrong[key] = [expected, got.get(field)]
     out.update(nutrition_fields_right=fields_ok, nutrition_fields=fields_all, nutrition_wrong=wrong,
+               nutrition_not_in_image=unreadable,
                seconds_per_label=round(label_seconds / max(1, len(labels)), 3))
     status = Path("/proc/self/status").read_text()
     out["peak_mb"] = round(int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1)) / 1024, 1)  # type: ignore[union-attr]
@@ -255,8 +269,9 @@ def main() -> int:
     names = sorted(Path(p).stem for p in glob.glob(str(SROIE / "img" / "*.jpg")))[: 10 if args.quick else None]
     floor = order_floor(names)
     n = results[0]["receipts"] if results else 0
-    print(f"SROIE: {n} receipts; nutrition: {results[0]['nutrition_fields'] if results else 0} fields; "
-          "each pipeline in its own process on one core")
+    fields = results[0]["nutrition_fields"] if results else 0
+    print(f"SROIE: {n} receipts; nutrition: {fields} fields readable in the images; each pipeline in its own process "
+          "on one core")
     print()
     head = (f"{'pipeline':<15}{'CER':>7}{'order-free':>12}{'total':>8}{'date':>7}{'(in text)':>12}"
             f"{'s/receipt':>11}{'label fields':>14}{'s/label':>9}{'peak MB':>9}")
@@ -269,6 +284,10 @@ def main() -> int:
     print()
     print(f"the ground truth's own line order puts a floor of {floor:.3f} under the CER column: its boxes, "
           "re-ordered in reading order, score that with perfect recognition")
+    if results and results[0]["nutrition_not_in_image"]:
+        left_out = results[0]["nutrition_not_in_image"].items()
+        print("label fields count those readable in the image; left out: "
+              + "; ".join(f"{k} (truth {v[0]!r}: {NOT_IN_IMAGE[k]})" for k, v in left_out))
     for r in results:
         if r["nutrition_wrong"]:
             print(f"{r['pipeline']}: nutrition fields not right: {r['nutrition_wrong']}")
@@ -283,7 +302,7 @@ def main() -> int:
             ("CER <= 0.12", default["cer"] <= 0.12, f"{default['cer']:.3f}"),
             ("total right >= 95%", default["total_right"] >= 0.95, f"{default['total_right']:.0%}"),
             ("date right >= 90%", default["date_right"] >= 0.90, f"{default['date_right']:.0%}"),
-            ("every nutrition field right", labels["nutrition_fields_right"] == labels["nutrition_fields"],
+            ("every readable nutrition field right", labels["nutrition_fields_right"] == labels["nutrition_fields"],
              f"{labels['nutrition_fields_right']}/{labels['nutrition_fields']}"),
             ("<= 1.0 s per receipt on one core", default["seconds_per_receipt"] <= 1.0,
              f"{default['seconds_per_receipt']:.2f} s"),

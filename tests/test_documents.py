@@ -167,6 +167,11 @@ CONTAINS: ALMONDS, SOY.
 """
 
 
+def test_serving_size_cut_off_at_the_edge_drops_the_open_parenthesis() -> None:
+    label = parse_nutrition("Nutrition Facts\n3 servings per container\nServing size 2/3 cup (14\nCalories 350")
+    assert label.serving_size == "2/3 cup" and label.servings_per_container == 3
+
+
 def test_us_nutrition_facts() -> None:
     label = parse_nutrition(US_LABEL)
     assert label.panel == "nutrition_facts" and label.basis == "per serving"

@@ -215,3 +215,59 @@ def test_engine_cache_returns_same_instance() -> None:
 def test_text_image_helper_draws_text() -> None:
     img = text_image(["x"], size=20)
     assert isinstance(ImageDraw.Draw(img), ImageDraw.ImageDraw) and ImageFont.load_default(size=10)
+
+
+def test_prepare_shrinks_very_large_text_and_boxes_still_map_back() -> None:
+    frame = Frame.from_pil(text_image(LINES, size=140))
+    prepared = prepare(frame)
+    assert prepared.scale < 0.8, "letters far taller than 40 px are shrunk"
+    assert prepare(frame, Preprocess(downscale=False)).scale == 1.0
+    w, h = frame.size
+    x0, y0, x1, y1 = prepared.to_original((0, 0, prepared.frame.width, prepared.frame.height))
+    assert abs(x1 - w) <= 2 and abs(y1 - h) <= 2 and (x0, y0) == (0, 0)
+
+
+def test_rapidocr_text_fixes() -> None:
+    from vision.ocr.rapid import fix_text
+
+    assert fix_text("DOCUMENT NO：TD01（A）") == "DOCUMENT NO:TD01(A)", "full-width punctuation folded"
+    assert fix_text("40300 SHAH ALAM 4030O 21/O7/2017 RMO.02") == "40300 SHAH ALAM 40300 21/07/2017 RM0.02"
+    assert fix_text("GST N0: PH0NE") == "GST NO: PHONE"
+    assert fix_text("SA0127959-D RM0.50 BOOK 100g") == "SA0127959-D RM0.50 BOOK 100g", "left alone"
+
+
+@pytest.mark.skipif(not has_rapidocr(), reason="rapidocr not installed")
+def test_rapidocr_runtimes_read_the_same_text(monkeypatch: pytest.MonkeyPatch) -> None:
+    from vision.ocr.rapid import RapidOcrPipeline, choose_runtime
+
+    monkeypatch.setenv("VISION_OCR_RUNTIME", "tensorflow")
+    with pytest.raises(OcrError, match="unknown OCR runtime 'tensorflow'"):
+        choose_runtime()
+    monkeypatch.setenv("VISION_OCR_RUNTIME", "onnxruntime")
+    assert choose_runtime() == "onnxruntime"
+    bgr = Frame.from_pil(text_image(LINES, size=40)).to_bgr()
+    texts = {}
+    for runtime in ("onnxruntime", "auto"):
+        pipeline = RapidOcrPipeline(runtime=runtime)
+        texts[pipeline.runtime] = sorted(text for _quad, text, _conf in pipeline(bgr))
+    assert texts["onnxruntime"] == ["INVOICE 2231", "Thank you for your order", "Total due 45.90"]
+    assert len({tuple(t) for t in texts.values()}) == 1, texts
+
+
+@pytest.mark.skipif(not has_rapidocr(), reason="rapidocr not installed")
+def test_rapidocr_falls_back_to_onnxruntime_when_openvino_cannot_load(monkeypatch: pytest.MonkeyPatch) -> None:
+    from vision.ocr import rapid
+
+    real = rapid._Model
+
+    def flaky(path: Path, *, runtime: str, threads: int) -> rapid._Model:
+        if runtime == "openvino":
+            raise RuntimeError("no CPU plugin")
+        return real(path, runtime=runtime, threads=threads)
+
+    monkeypatch.setattr(rapid, "_Model", flaky)
+    monkeypatch.setattr(rapid, "choose_runtime", lambda name=None: "openvino")
+    pipeline = rapid.RapidOcrPipeline()
+    assert pipeline.runtime == "onnxruntime"
+    bgr = Frame.from_pil(text_image(["Total due 45.90"], size=40)).to_bgr()
+    assert [text for _q, text, _c in pipeline(bgr)] == ["Total due 45.90"]

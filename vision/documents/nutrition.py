@@ -200,6 +200,8 @@ def parse_nutrition(source: OcrResult | str | list[str]) -> NutritionLabel:
             rest = re.split(r"serving\s*size", t, flags=re.I)[1].strip(" :")
             if not rest and i + 1 < len(cleaned):
                 rest = cleaned[i + 1].text
+            # a parenthesis left open at the end is print cut off at the photo's edge ("2/3 cup (14")
+            rest = re.sub(r"\s*\([^)]*$", "", rest).strip()
             label.serving_size = rest or None
             evidence["serving_size"] = [ln.evidence()]
             continue

@@ -1,96 +1,217 @@
 """RapidOCR (PP-OCRv4 detection and recognition in ONNX, models inside the wheel), tuned for speed
-and for English spacing.
+and for English text.
 
-Two measured changes over calling ``RapidOCR()(image)`` (see ``benchmarks/ocr_bench.py``):
+Measured changes over calling ``RapidOCR()(image)`` (``benchmarks/ocr_bench.py``, 50 SROIE receipts):
 
-* detection runs on a copy scaled to ``det_side`` pixels on the long side, while recognition crops
-  come from the image itself (box coordinates are scaled back), and recognition runs at a 32 px
-  line height instead of 48: together about twice as fast on one core for the same text;
-* the recognition model was trained mostly on Chinese and seldom emits spaces, so English words run
-  together ("TOTALEXCL.GST"). The CTC decoder says where each character was read, and the line image
-  says where the ink has word-wide gaps: a gap between two characters is a space.
+* the models run on OpenVINO when it is installed (the ``ocr`` extra installs it): on one core it is
+  about twice as fast as onnxruntime for the same models, and uses bfloat16 where the CPU computes
+  it natively (same text on the benchmark). ``VISION_OCR_RUNTIME=onnxruntime`` keeps onnxruntime,
+  which then runs with its memory arena on (rapidocr turns it off: detection 35% slower);
+* recognition at the models' own 48 px line height (at 32 px double letters collapse: "SUMARY");
+* detection boxes grown more (unclip 2.0, not 1.6: first and last letters were cut off), a lower
+  box threshold (0.4) and a smaller detection image (shorter side 640, not 736): CER 0.134 -> 0.117;
+* the recogniser was trained mostly on Chinese and seldom emits spaces, so English words run
+  together ("TOTALEXCL.GST"). The CTC decoder says where each character was read, and the line
+  image says where the ink has gaps: a gap wide for the line's font between two characters that
+  are further apart than the line's usual pitch is a space;
+* full-width punctuation folded to ASCII (NFKC) and O/0 read in the wrong place fixed by context
+  ("4030O" -> "40300", "N0:" -> "NO:").
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import re
 import threading
+import unicodedata
+from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
 
-from ..errors import MissingExtraError
+from ..errors import MissingExtraError, OcrError
 from ..frame import Frame
 from .result import Box, OcrResult, OcrWord, group_rows, split_words
 
 log = logging.getLogger(__name__)
 
-class RapidOcrPipeline:
-    """Detection on a reduced image, recognition on full-resolution crops, spacing from CTC columns."""
+RUNTIMES = ("auto", "openvino", "onnxruntime")
 
-    def __init__(self, *, det_side: int = 1280, rec_height: int = 32, threads: int = 1) -> None:
+
+class _Model:
+    """One ONNX model on OpenVINO (at its default precision: bfloat16 on CPUs that compute it
+    natively, else float32) or onnxruntime, called as ``model(batch) -> [output]``."""
+
+    def __init__(self, path: Path, *, runtime: str, threads: int) -> None:
+        self.runtime = runtime
+        if runtime == "openvino":
+            import openvino as ov
+
+            core = ov.Core()
+            compiled = core.compile_model(core.read_model(str(path)), "CPU", {
+                "INFERENCE_NUM_THREADS": threads, "NUM_STREAMS": 1, "PERFORMANCE_HINT": "LATENCY"})
+            self._request = compiled.create_infer_request()
+        else:
+            import onnxruntime as ort
+
+            opts = ort.SessionOptions()
+            opts.intra_op_num_threads = threads
+            opts.inter_op_num_threads = 1
+            opts.log_severity_level = 3
+            opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+            self._session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+            self._input = self._session.get_inputs()[0].name
+
+    def __call__(self, batch: np.ndarray) -> list[np.ndarray]:
+        if self.runtime == "openvino":
+            return [self._request.infer({0: batch}, share_inputs=True)[0]]
+        return [self._session.run(None, {self._input: batch})[0]]
+
+
+def choose_runtime(name: str | None = None) -> str:
+    """``openvino`` when installed (or asked for), else ``onnxruntime``; ``VISION_OCR_RUNTIME`` overrides."""
+    name = (name or os.environ.get("VISION_OCR_RUNTIME") or "auto").lower()
+    if name not in RUNTIMES:
+        raise OcrError(f"unknown OCR runtime {name!r}; choose one of {', '.join(RUNTIMES)}", engine="rapidocr")
+    if name in ("auto", "openvino"):
         try:
+            import openvino  # noqa: F401
+        except ImportError as exc:
+            if name == "openvino":
+                raise MissingExtraError("ocr", "RapidOCR on OpenVINO", "openvino") from exc
+            return "onnxruntime"
+        return "openvino"
+    return "onnxruntime"
+
+
+def _bucket(size: int, step: int) -> int:
+    """``size`` rounded up to a multiple of ``step``: the runtimes prepare kernels per input shape
+    (50-60 ms each time on one core), so a few shapes reused beat many exact ones."""
+    return -(-size // step) * step
+
+
+class RapidOcrPipeline:
+    """Detection on a reduced image, recognition on full-resolution crops, spacing from CTC columns.
+
+    rapidocr provides the models, the box post-processing and the CTC decoder; the two model calls
+    are made here, with inputs padded to a few reused shapes and normalised in float32.
+    """
+
+    def __init__(self, *, det_side: int = 1280, det_min_side: int = 640, rec_height: int = 48, threads: int = 1,
+                 runtime: str | None = None) -> None:
+        try:
+            import rapidocr_onnxruntime
             from rapidocr_onnxruntime import RapidOCR
         except ImportError as exc:
             raise MissingExtraError("ocr", "RapidOCR", "rapidocr-onnxruntime") from exc
         logging.getLogger("RapidOCR").setLevel(logging.WARNING)
-        self._engine = RapidOCR(
-            intra_op_num_threads=threads, inter_op_num_threads=1, rec_img_shape=[3, rec_height, 160],
-            rec_batch_num=8,
-        )
-        self.det_side = det_side
+        self.runtime = choose_runtime(runtime)
+        engine = RapidOCR(intra_op_num_threads=threads, inter_op_num_threads=1)
+        self._crop = engine.get_crop_img_list
+        self._det_post = engine.text_det.postprocess_op
+        self._det_post.unclip_ratio = 2.0
+        self._det_post.box_thresh = 0.4
+        self._det_filter = engine.text_det.filter_tag_det_res
+        self._decode = engine.text_rec.postprocess_op
+        models = Path(rapidocr_onnxruntime.__file__).parent / "models"
+        det_path, rec_path = models / "ch_PP-OCRv4_det_infer.onnx", models / "ch_PP-OCRv4_rec_infer.onnx"
+        if not (det_path.is_file() and rec_path.is_file()):
+            raise OcrError(f"RapidOCR's models are not in {models}; reinstall rapidocr-onnxruntime", engine="rapidocr")
+        # rapidocr's own onnxruntime sessions (memory arena off) are dropped for ours
+        engine.text_det.infer = engine.text_rec.session = engine.text_cls = None
+        try:
+            self._det = _Model(det_path, runtime=self.runtime, threads=threads)
+            self._rec = _Model(rec_path, runtime=self.runtime, threads=threads)
+        except Exception as exc:
+            if self.runtime != "openvino":
+                raise OcrError(f"RapidOCR's models could not be loaded: {exc}", engine="rapidocr") from exc
+            log.warning("OpenVINO could not load RapidOCR's models (%s); using onnxruntime", exc)
+            self.runtime = "onnxruntime"
+            self._det = _Model(det_path, runtime=self.runtime, threads=threads)
+            self._rec = _Model(rec_path, runtime=self.runtime, threads=threads)
+        self.det_side, self.det_min_side, self.rec_height = det_side, det_min_side, rec_height
+        self.rec_batch, self.rec_min_ratio = 8, 160 / 48
         self._lock = threading.Lock()
 
     def __call__(self, bgr: np.ndarray) -> list[tuple[np.ndarray, str, float]]:
         """``[(quad, text, confidence), ...]`` in full-resolution coordinates, spaces restored."""
-        eng = self._engine
-        h, w = bgr.shape[:2]
-        # detection sees the page at det_side pixels (enlarged up to 2x: small print is found more
-        # often on a larger page), recognition crops come from the image as it is
-        scale = min(2.0, self.det_side / max(h, w))
-        small = bgr
-        if scale != 1:
-            interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
-            small = cv2.resize(bgr, (round(w * scale), round(h * scale)), interpolation=interp)
         with self._lock:
-            boxes, _ = eng.text_det(small)
-            if boxes is None or len(boxes) == 0:
+            quads = self._detect(bgr)
+            if not quads:
                 return []
-            quads = [np.asarray(b, dtype=np.float32) / scale for b in boxes]
-            crops = eng.get_crop_img_list(bgr, quads)
-            recs, _ = eng.text_rec(crops, True)
+            crops = self._crop(bgr, quads)
+            recs = self._recognise(crops)
         out = []
-        for quad, crop, rec in zip(quads, crops, recs, strict=False):
+        for quad, crop, rec in zip(quads, crops, recs, strict=True):
             text, conf = rec[0], float(rec[1])
             if not text.strip():
                 continue
-            spaced = with_spaces(text, rec[2], crop) if len(rec) > 2 else text
-            out.append((quad, spaced, conf))
+            out.append((quad, fix_text(with_spaces(text, rec[2], crop)), conf))
         return out
 
+    def _detect(self, bgr: np.ndarray) -> list[np.ndarray]:
+        h, w = bgr.shape[:2]
+        # the page at det_side pixels on its long side (enlarged at most 2x), then enlarged again if
+        # its short side is under det_min_side; sides are multiples of 32, as the network needs
+        scale = min(2.0, self.det_side / max(h, w))
+        scale *= max(1.0, self.det_min_side / (min(h, w) * scale))
+        rh, rw = max(32, round(h * scale / 32) * 32), max(32, round(w * scale / 32) * 32)
+        resized = cv2.resize(bgr, (rw, rh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+        ph, pw = _bucket(rh, 128), _bucket(rw, 128)
+        if (ph, pw) != (rh, rw):
+            resized = cv2.copyMakeBorder(resized, 0, ph - rh, 0, pw - rw, cv2.BORDER_REPLICATE)
+        batch = (resized.astype(np.float32) * np.float32(2 / 255) - np.float32(1)).transpose(2, 0, 1)[None]
+        pred = self._det(np.ascontiguousarray(batch))[0][:, :, :rh, :rw]
+        boxes, _scores = self._det_post(pred, (h, w))
+        if len(boxes) == 0:
+            return []
+        return [np.asarray(b, dtype=np.float32) for b in self._det_filter(boxes, (h, w))]
 
-def _ink_gaps(crop: np.ndarray) -> list[tuple[int, int]]:
-    """Runs of blank columns inside a text line at least a word space wide (0.3 x the line height)."""
+    def _recognise(self, crops: list[np.ndarray]) -> list[Any]:
+        height = self.rec_height
+        ratios = [c.shape[1] / max(1, c.shape[0]) for c in crops]
+        order = np.argsort(ratios, kind="stable")
+        results: list[Any] = [None] * len(crops)
+        for start in range(0, len(crops), self.rec_batch):
+            idx = order[start: start + self.rec_batch]
+            width = _bucket(int(height * max(self.rec_min_ratio, max(ratios[i] for i in idx))), 64)
+            batch = np.zeros((len(idx), 3, height, width), dtype=np.float32)
+            for j, i in enumerate(idx):
+                rw = min(width, int(np.ceil(height * ratios[i])))
+                line = cv2.resize(crops[i], (rw, height))
+                batch[j, :, :, :rw] = line.transpose(2, 0, 1).astype(np.float32) * np.float32(2 / 255) - 1
+            preds = self._rec(batch)[0]
+            decoded = self._decode(preds, True, wh_ratio_list=[ratios[i] for i in idx], max_wh_ratio=width / height)
+            for j, i in enumerate(idx):
+                results[i] = decoded[j]
+        return results
+
+
+# Spacing rules, measured on the 50 SROIE receipts (flat around these values: each moved by one step
+# changes the CER by less than 0.001). Gaps are in units of the line crop's height.
+GAP = 0.25  # a word-wide blank between two characters
+DIGIT_GAP = 0.4  # narrow digits ("11") leave wide blanks between them: digits need a wider one
+GAP_OVER_MEDIAN = 2.0  # and at least twice the line's median blank (letter-spaced and dot-matrix print)
+PITCH_OVER_MEDIAN = 1.2  # and the two characters further apart than 1.2x the line's median pitch
+ROW_TOLERANCE = 0.4  # detection boxes are about three times as tall as their letters
+TRIM = 0.15  # rows trimmed top and bottom, where neighbouring lines bleed in
+
+
+def _blank_runs(crop: np.ndarray) -> list[tuple[int, int]]:
+    """Runs of columns with no ink between the first and last inked column of a text line."""
     gray = cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY) if crop.ndim == 3 else crop
     _t, ink = cv2.threshold(gray, 0, 1, cv2.THRESH_BINARY_INV + cv2.THRESH_OTSU)
     h = ink.shape[0]
-    # trim a sliver top and bottom against neighbouring lines bleeding in, but keep the height of a
-    # T's bar: trimmed away, a T is a thin stem with word-wide blanks on both sides
-    core = ink[int(h * 0.05): int(h * 0.95) + 1]
-    columns = core.sum(axis=0) > 0
+    columns = ink[int(h * TRIM): int(h * (1 - TRIM)) + 1].sum(axis=0) > 0
     inked = np.flatnonzero(columns)
     if len(inked) < 2:
         return []
-    gaps, start = [], None
-    for x in range(int(inked[0]), int(inked[-1]) + 1):
-        if not columns[x] and start is None:
-            start = x
-        elif columns[x] and start is not None:
-            if x - start >= 0.3 * h:
-                gaps.append((start, x))
-            start = None
-    return gaps
+    edges = np.diff(columns[inked[0]: inked[-1] + 1].astype(np.int8))
+    starts = np.flatnonzero(edges == -1) + 1 + inked[0]
+    ends = np.flatnonzero(edges == 1) + 1 + inked[0]
+    return list(zip(starts.tolist(), ends.tolist(), strict=True))
 
 
 def with_spaces(text: str, info: Any, crop: np.ndarray) -> str:
@@ -102,28 +223,49 @@ def with_spaces(text: str, info: Any, crop: np.ndarray) -> str:
         cols = [c for wc in word_cols for c in wc]
     except (TypeError, ValueError):
         return text
-    if len(chars) != len(cols) or len(cols) < 2 or not col_num or ("".join(chars) != text.replace(" ", "") and \
-            "".join(chars) != text):
+    if len(chars) != len(cols) or len(cols) < 2 or not col_num or "".join(chars) != text:
         return text
-    gaps = _ink_gaps(crop)
-    if not gaps:
+    runs = _blank_runs(crop)
+    if not runs:
         return text
     height = crop.shape[0]
+    median_run = sorted(b - a for a, b in runs)[len(runs) // 2]
     scale = crop.shape[1] / float(col_num)
     xs = [(c + 0.5) * scale for c in cols]
+    pitches = [xs[i] - xs[i - 1] for i in range(1, len(xs)) if chars[i] != " " and chars[i - 1] != " "]
+    pitch = float(np.median(pitches)) if pitches else 0.0
     out = [chars[0]]
     for i in range(1, len(chars)):
         a, b = chars[i - 1], chars[i]
-        if b != " " and out[-1] != " " and not (a in _JOINERS or b in _JOINERS):
-            # narrow digits ("11") leave wide blanks between them: digits need a much wider gap
-            need = 0.65 * height if a.isdigit() and b.isdigit() else 0.0
-            if any(xs[i - 1] <= (g0 + g1) / 2 <= xs[i] and g1 - g0 >= need for g0, g1 in gaps):
+        if b != " " and out[-1] != " " and xs[i] - xs[i - 1] >= PITCH_OVER_MEDIAN * pitch:
+            need = max((DIGIT_GAP if a.isdigit() and b.isdigit() else GAP) * height, GAP_OVER_MEDIAN * median_run)
+            if any(xs[i - 1] <= (g0 + g1) / 2 <= xs[i] and g1 - g0 >= need for g0, g1 in runs):
                 out.append(" ")
         out.append(b)
     return "".join(out)
 
 
-_JOINERS = set("/.:,-'%&()")
+_ALNUM_RUN = re.compile(r"[A-Za-z0-9]+")
+_CURRENCY_O = re.compile(r"(?<![A-Za-z])(RM|S\$|US\$|\$|€|£)[Oo](?=[.,]\d)")
+_DECIMAL_AFTER = re.compile(r"[.,]\d")
+
+
+def _fix_run(m: re.Match[str]) -> str:
+    run = m.group(0)
+    letters = sum(c.isalpha() for c in run)
+    digits = {c for c in run if c.isdigit()}
+    if digits and letters == run.count("O") + run.count("o"):
+        return run.replace("O", "0").replace("o", "0")  # "4030O", "21/O7": digits and O's only
+    if letters and digits == {"0"} and not _DECIMAL_AFTER.match(m.string, m.end()):
+        return run.replace("0", "O")  # "N0:", "PH0NE": letters and 0's only (not "RM0.50")
+    return run
+
+
+def fix_text(text: str) -> str:
+    """Full-width punctuation as ASCII (the recogniser also reads Chinese) and O/0 fixed by context."""
+    text = unicodedata.normalize("NFKC", text)
+    text = _CURRENCY_O.sub(lambda m: m.group(1) + "0", text)
+    return _ALNUM_RUN.sub(_fix_run, text)
 
 
 def result_from_pipeline(items: list[tuple[np.ndarray, str, float]], size: tuple[int, int], seconds: float,
@@ -134,7 +276,7 @@ def result_from_pipeline(items: list[tuple[np.ndarray, str, float]], size: tuple
         xs, ys = quad[:, 0], quad[:, 1]
         boxes.append((int(xs.min()), int(ys.min()), int(xs.max()), int(ys.max())))
     words: list[OcrWord] = []
-    for line_idx, row in enumerate(group_rows(boxes)):
+    for line_idx, row in enumerate(group_rows(boxes, tolerance=ROW_TOLERANCE)):
         for i in sorted(row, key=lambda k: boxes[k][0]):
             _quad, text, conf = items[i]
             words.extend(split_words(text, boxes[i], conf, line_idx, page))

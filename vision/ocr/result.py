@@ -197,9 +197,9 @@ class OcrResult:
                        warnings=self.warnings + other.warnings)
 
 
-def group_rows(boxes: Sequence[Box]) -> list[list[int]]:
+def group_rows(boxes: Sequence[Box], tolerance: float = 0.5) -> list[list[int]]:
     """Indices of boxes grouped into rows (top to bottom): boxes whose vertical centres lie within
-    half a line height of each other's row."""
+    ``tolerance`` line heights of each other's row."""
     order = sorted(range(len(boxes)), key=lambda i: (boxes[i][1] + boxes[i][3]) / 2)
     rows: list[list[int]] = []
     row_centre = 0.0
@@ -207,7 +207,7 @@ def group_rows(boxes: Sequence[Box]) -> list[list[int]]:
     for i in order:
         b = boxes[i]
         centre, height = (b[1] + b[3]) / 2, b[3] - b[1]
-        if rows and abs(centre - row_centre) <= 0.5 * max(height, row_height):
+        if rows and abs(centre - row_centre) <= tolerance * max(height, row_height):
             rows[-1].append(i)
             n = len(rows[-1])
             row_centre = (row_centre * (n - 1) + centre) / n
