@@ -233,7 +233,9 @@ def test_rapidocr_text_fixes() -> None:
     assert fix_text("DOCUMENT NO：TD01（A）") == "DOCUMENT NO:TD01(A)", "full-width punctuation folded"
     assert fix_text("40300 SHAH ALAM 4030O 21/O7/2017 RMO.02") == "40300 SHAH ALAM 40300 21/07/2017 RM0.02"
     assert fix_text("GST N0: PH0NE") == "GST NO: PHONE"
-    assert fix_text("SA0127959-D RM0.50 BOOK 100g") == "SA0127959-D RM0.50 BOOK 100g", "left alone"
+    for kept in ("SA0127959-D RM0.50 BOOK 100g", "Protein 1.0g", "MILK 2.0L 0mg Trans Fat 0g", "INV000",
+                 "W10 0AA", "0W-40", "O2 Store"):
+        assert fix_text(kept) == kept, "left alone"
 
 
 @pytest.mark.skipif(not has_rapidocr(), reason="rapidocr not installed")
@@ -271,3 +273,27 @@ def test_rapidocr_falls_back_to_onnxruntime_when_openvino_cannot_load(monkeypatc
     assert pipeline.runtime == "onnxruntime"
     bgr = Frame.from_pil(text_image(["Total due 45.90"], size=40)).to_bgr()
     assert [text for _q, text, _c in pipeline(bgr)] == ["Total due 45.90"]
+
+
+@pytest.mark.skipif(not has_rapidocr(), reason="rapidocr not installed")
+def test_rapidocr_spaces_short_tokens_and_odd_shapes() -> None:
+    from vision.ocr.rapid import RapidOcrPipeline
+
+    pipeline = RapidOcrPipeline()
+    for line in ("1 x 2   A B C", "Tel 023 9200 1234", "TOTAL EXCL. GST 15.96"):
+        bgr = Frame.from_pil(text_image([line], size=40)).to_bgr()
+        pieces = sorted(pipeline(bgr), key=lambda item: float(item[0][:, 0].min()))  # left to right
+        assert " ".join(" ".join(text for _q, text, _c in pieces).split()) == " ".join(line.split())
+    assert pipeline(np.zeros((0, 10, 3), np.uint8)) == [] and pipeline(np.full((2, 900, 3), 255, np.uint8)) == []
+    strip = np.asarray(text_image(["Total due 45.90"], size=22, width=1500, pad=4).convert("RGB"))[:, :, ::-1]
+    assert [text for _q, text, _c in pipeline(np.ascontiguousarray(strip))] == ["Total due 45.90"]
+
+
+def test_text_height_of_small_print_on_a_large_page() -> None:
+    from vision.ocr.preprocess import median_text_height
+
+    page = np.full((3000, 6000), 255, np.uint8)
+    lines = np.asarray(text_image(LINES * 4, size=24).convert("L"))
+    page[: lines.shape[0], : lines.shape[1]] = lines
+    full = median_text_height(page, max_side=10**6)
+    assert abs(median_text_height(page) - full) <= 0.15 * full, "the reduced copy must not read small print as large"

@@ -104,18 +104,26 @@ def estimate_skew(gray: np.ndarray, max_angle: float = 6.0) -> float:
 
 
 def median_text_height(gray: np.ndarray, max_side: int = 2500) -> float:
-    """Median height of ink blobs the size of characters (0 if none), measured on a copy at most
-    ``max_side`` pixels long (a 600-dpi page has letters 40 px high or more)."""
+    """Median height of ink blobs the size of characters (0 if none). A large image is measured on a
+    copy at most ``max_side`` pixels long, and again at full size when the letters of that copy are
+    under 12 px (blobs merge and tiny ones drop out there, which reads small print as larger)."""
     h, w = gray.shape
     reduce = min(1.0, max_side / max(h, w))
     if reduce < 1:
-        gray = cv2.resize(gray, (max(1, round(w * reduce)), max(1, round(h * reduce))), interpolation=cv2.INTER_AREA)
+        small = cv2.resize(gray, (max(1, round(w * reduce)), max(1, round(h * reduce))), interpolation=cv2.INTER_AREA)
+        height = _blob_height(small)
+        if height >= 12:
+            return height / reduce
+    return _blob_height(gray)
+
+
+def _blob_height(gray: np.ndarray) -> float:
     ink = _binary(gray)
     _n, _labels, stats, _ = cv2.connectedComponentsWithStats(ink, connectivity=8)
     heights = stats[1:, cv2.CC_STAT_HEIGHT]
     widths = stats[1:, cv2.CC_STAT_WIDTH]
     keep = heights[(heights >= 5) & (heights <= gray.shape[0] / 8) & (widths <= heights * 3)]
-    return float(np.median(keep)) / reduce if len(keep) >= 10 else 0.0
+    return float(np.median(keep)) if len(keep) >= 10 else 0.0
 
 
 def prepare(frame: Frame, options: Preprocess | None = None) -> Prepared:

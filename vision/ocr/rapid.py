@@ -153,10 +153,14 @@ class RapidOcrPipeline:
 
     def _detect(self, bgr: np.ndarray) -> list[np.ndarray]:
         h, w = bgr.shape[:2]
+        if min(h, w) < 4:
+            return []
         # the page at det_side pixels on its long side (enlarged at most 2x), then enlarged again if
-        # its short side is under det_min_side; sides are multiples of 32, as the network needs
+        # its short side is under det_min_side, but never past 4 x det_side (a strip 40 x 1500 px
+        # would become 640 x 24000); sides are multiples of 32, as the network needs
         scale = min(2.0, self.det_side / max(h, w))
         scale *= max(1.0, self.det_min_side / (min(h, w) * scale))
+        scale = min(scale, 4 * self.det_side / max(h, w))
         rh, rw = max(32, round(h * scale / 32) * 32), max(32, round(w * scale / 32) * 32)
         resized = cv2.resize(bgr, (rw, rh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
         ph, pw = _bucket(rh, 128), _bucket(rw, 128)
@@ -191,8 +195,7 @@ class RapidOcrPipeline:
 
 # Spacing rules, measured on the 50 SROIE receipts (flat around these values: each moved by one step
 # changes the CER by less than 0.001). Gaps are in units of the line crop's height.
-GAP = 0.25  # a word-wide blank between two characters
-DIGIT_GAP = 0.4  # narrow digits ("11") leave wide blanks between them: digits need a wider one
+GAP = 0.25  # a word-wide blank between two characters (a wider one for digits measured the same)
 GAP_OVER_MEDIAN = 2.0  # and at least twice the line's median blank (letter-spaced and dot-matrix print)
 PITCH_OVER_MEDIAN = 1.2  # and the two characters further apart than 1.2x the line's median pitch
 ROW_TOLERANCE = 0.4  # detection boxes are about three times as tall as their letters
@@ -229,16 +232,20 @@ def with_spaces(text: str, info: Any, crop: np.ndarray) -> str:
     if not runs:
         return text
     height = crop.shape[0]
-    median_run = sorted(b - a for a, b in runs)[len(runs) // 2]
     scale = crop.shape[1] / float(col_num)
     xs = [(c + 0.5) * scale for c in cols]
-    pitches = [xs[i] - xs[i - 1] for i in range(1, len(xs)) if chars[i] != " " and chars[i - 1] != " "]
+    # the line's own letter spacing, from what is surely inside words: blanks narrower than a word
+    # gap, and neighbours with no such blank between them (a line of single letters has none)
+    small_runs = sorted(b - a for a, b in runs if b - a < GAP * height)
+    median_run = small_runs[len(small_runs) // 2] if small_runs else 0
+    pitches = [xs[i] - xs[i - 1] for i in range(1, len(xs)) if chars[i] != " " and chars[i - 1] != " " and
+               not any(xs[i - 1] <= (g0 + g1) / 2 <= xs[i] and g1 - g0 >= GAP * height for g0, g1 in runs)]
     pitch = float(np.median(pitches)) if pitches else 0.0
     out = [chars[0]]
     for i in range(1, len(chars)):
-        a, b = chars[i - 1], chars[i]
+        b = chars[i]
         if b != " " and out[-1] != " " and xs[i] - xs[i - 1] >= PITCH_OVER_MEDIAN * pitch:
-            need = max((DIGIT_GAP if a.isdigit() and b.isdigit() else GAP) * height, GAP_OVER_MEDIAN * median_run)
+            need = max(GAP * height, GAP_OVER_MEDIAN * median_run)
             if any(xs[i - 1] <= (g0 + g1) / 2 <= xs[i] and g1 - g0 >= need for g0, g1 in runs):
                 out.append(" ")
         out.append(b)
@@ -250,14 +257,29 @@ _CURRENCY_O = re.compile(r"(?<![A-Za-z])(RM|S\$|US\$|\$|€|£)[Oo](?=[.,]\d)")
 _DECIMAL_AFTER = re.compile(r"[.,]\d")
 
 
+_NUMBER_BEFORE = re.compile(r"\d[/.:,-]$")
+_NUMBER_AFTER = re.compile(r"[/.:,-]\d")
+
+
 def _fix_run(m: re.Match[str]) -> str:
-    run = m.group(0)
+    run, text = m.group(0), m.string
     letters = sum(c.isalpha() for c in run)
-    digits = {c for c in run if c.isdigit()}
+    digits = sum(c.isdigit() for c in run)
     if digits and letters == run.count("O") + run.count("o"):
-        return run.replace("O", "0").replace("o", "0")  # "4030O", "21/O7": digits and O's only
-    if letters and digits == {"0"} and not _DECIMAL_AFTER.match(m.string, m.end()):
-        return run.replace("0", "O")  # "N0:", "PH0NE": letters and 0's only (not "RM0.50")
+        # digits and O's only, in a number: "4030O", "475OO", the "O7" of "21/O7/2017" (not "O2")
+        if digits >= 2 or _NUMBER_BEFORE.search(text, 0, m.start()) or _NUMBER_AFTER.match(text, m.end()):
+            return run.replace("O", "0").replace("o", "0")
+        return run
+    if "0" in run and letters and digits == run.count("0") and run[0].isalpha():
+        # a 0 inside a word or ending one: "PH0NE", "N0:" (not "0g", "INV000", "RM0.50")
+        chars = list(run)
+        for i, c in enumerate(chars):
+            if c != "0" or not chars[i - 1].isalpha():
+                continue
+            ends_word = i == len(chars) - 1 and not _DECIMAL_AFTER.match(text, m.end())
+            if ends_word or (i + 1 < len(chars) and chars[i + 1].isalpha()):
+                chars[i] = "O"
+        return "".join(chars)
     return run
 
 
