@@ -5,11 +5,12 @@ Measured changes over calling ``RapidOCR()(image)`` (``benchmarks/ocr_bench.py``
 
 * the models run on OpenVINO when it is installed (the ``ocr`` extra installs it): 1.42 s per receipt
   on one core in float32 against 1.82 s on onnxruntime, and 0.89 s in bfloat16, its default on CPUs
-  that compute it natively (CER 0.117 against 0.118 in float32). ``VISION_OCR_RUNTIME=onnxruntime`` keeps onnxruntime,
-  which then runs with its memory arena on (rapidocr turns it off: detection 35% slower);
+  that compute it natively (CER 0.117 against 0.118 in float32). ``VISION_OCR_RUNTIME=onnxruntime``
+  keeps onnxruntime, which then runs with its memory arena on (rapidocr turns it off: detection 35%
+  slower);
 * recognition at the models' own 48 px line height (at 32 px double letters collapse: "SUMARY");
 * detection boxes grown more (unclip 2.0, not 1.6: first and last letters were cut off), a lower
-  box threshold (0.4) and a smaller detection image (shorter side 640, not 736): CER 0.134 -> 0.117;
+  box threshold (0.4) and a smaller detection image (shorter side 640, not 736): CER 0.119 -> 0.117;
 * the recogniser was trained mostly on Chinese and seldom emits spaces, so English words run
   together ("TOTALEXCL.GST"). The CTC decoder says where each character was read, and the line
   image says where the ink has gaps: a gap wide for the line's font between two characters that
