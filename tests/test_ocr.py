@@ -232,7 +232,7 @@ def test_rapidocr_text_fixes() -> None:
 
     assert fix_text("DOCUMENT NO：TD01（A）") == "DOCUMENT NO:TD01(A)", "full-width punctuation folded"
     assert fix_text("40300 SHAH ALAM 4030O 21/O7/2017 RMO.02") == "40300 SHAH ALAM 40300 21/07/2017 RM0.02"
-    assert fix_text("GST N0: PH0NE") == "GST NO: PHONE"
+    assert fix_text("GST N0: PH0NE c0sts") == "GST NO: PHONE costs", "the case of the word kept"
     for kept in ("SA0127959-D RM0.50 BOOK 100g", "Protein 1.0g", "MILK 2.0L 0mg Trans Fat 0g", "INV000",
                  "W10 0AA", "0W-40", "O2 Store"):
         assert fix_text(kept) == kept, "left alone"
@@ -280,7 +280,7 @@ def test_rapidocr_spaces_short_tokens_and_odd_shapes() -> None:
     from vision.ocr.rapid import RapidOcrPipeline
 
     pipeline = RapidOcrPipeline()
-    for line in ("1 x 2   A B C", "Tel 023 9200 1234", "TOTAL EXCL. GST 15.96"):
+    for line in ("1 x 2   A B C", "Tel 023 9200 1234", "TOTAL EXCL. GST 15.96", "Item 111 costs 111.50"):
         bgr = Frame.from_pil(text_image([line], size=40)).to_bgr()
         pieces = sorted(pipeline(bgr), key=lambda item: float(item[0][:, 0].min()))  # left to right
         assert " ".join(" ".join(text for _q, text, _c in pieces).split()) == " ".join(line.split())

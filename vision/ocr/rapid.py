@@ -196,7 +196,8 @@ class RapidOcrPipeline:
 
 # Spacing rules, measured on the 50 SROIE receipts (flat around these values: each moved by one step
 # changes the CER by less than 0.001). Gaps are in units of the line crop's height.
-GAP = 0.25  # a word-wide blank between two characters (a wider one for digits measured the same)
+GAP = 0.25  # a word-wide blank between two characters
+DIGIT_GAP = 0.4  # narrow digits ("11") leave wide blanks between them: digits need a wider one
 GAP_OVER_MEDIAN = 2.0  # and at least twice the line's median blank (letter-spaced and dot-matrix print)
 PITCH_OVER_MEDIAN = 1.2  # and the two characters further apart than 1.2x the line's median pitch
 ROW_TOLERANCE = 0.4  # detection boxes are about three times as tall as their letters
@@ -244,9 +245,9 @@ def with_spaces(text: str, info: Any, crop: np.ndarray) -> str:
     pitch = float(np.median(pitches)) if pitches else 0.0
     out = [chars[0]]
     for i in range(1, len(chars)):
-        b = chars[i]
+        a, b = chars[i - 1], chars[i]
         if b != " " and out[-1] != " " and xs[i] - xs[i - 1] >= PITCH_OVER_MEDIAN * pitch:
-            need = max(GAP * height, GAP_OVER_MEDIAN * median_run)
+            need = max((DIGIT_GAP if a.isdigit() and b.isdigit() else GAP) * height, GAP_OVER_MEDIAN * median_run)
             if any(xs[i - 1] <= (g0 + g1) / 2 <= xs[i] and g1 - g0 >= need for g0, g1 in runs):
                 out.append(" ")
         out.append(b)
@@ -272,14 +273,14 @@ def _fix_run(m: re.Match[str]) -> str:
             return run.replace("O", "0").replace("o", "0")
         return run
     if "0" in run and letters and digits == run.count("0") and run[0].isalpha():
-        # a 0 inside a word or ending one: "PH0NE", "N0:" (not "0g", "INV000", "RM0.50")
+        # a 0 inside a word or ending one: "PH0NE", "N0:", "c0sts" (not "0g", "INV000", "RM0.50")
         chars = list(run)
         for i, c in enumerate(chars):
             if c != "0" or not chars[i - 1].isalpha():
                 continue
             ends_word = i == len(chars) - 1 and not _DECIMAL_AFTER.match(text, m.end())
             if ends_word or (i + 1 < len(chars) and chars[i + 1].isalpha()):
-                chars[i] = "O"
+                chars[i] = "o" if chars[i - 1].islower() else "O"
         return "".join(chars)
     return run
 
